@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make demo` (the main job) and `make test`.
+# Both create .venv on first use; re-running when nothing changed is a no-op.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vas_ros_installed
+
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+
+.PHONY: venv test lint demo bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py setup.cfg package.xml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv lint
+	$(BIN)/python -m pytest
+
+demo: venv
+	$(BIN)/vas-ros demo
+
+bench: venv
+	$(BIN)/vas-ros bench --out bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Sub-commands of `vas-ros`; each module defines `register(subparsers)`."""

@@ -1,0 +1,111 @@
+"""One-file checkpoints: safetensors weights plus JSON metadata that says how to run them.
+
+The metadata (key `vas_ros` in the safetensors header) holds the architecture (family,
+genome, name), the class names and the input spec, so a checkpoint is self-describing:
+the trainer, `vas-ros eval`, the exporters and the ROS node all load it the same way.
+Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from vas_ros.errors import CheckpointError, VasError
+from vas_ros.models.spec import InputSpec
+
+FORMAT = 'vas_ros.checkpoint/1'
+META_KEY = 'vas_ros'
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: object  # torch.nn.Module in eval mode
+    arch: object  # ModelArch
+    classes: list[str]
+    spec: InputSpec
+    metadata: dict
+    path: Path
+
+
+def save_checkpoint(path, model, arch, classes, spec: InputSpec, extra: dict | None = None):
+    """Write weights + metadata atomically (temp file, then rename)."""
+    from safetensors.torch import save_model
+
+    path = Path(path)
+    meta = {
+        'format': FORMAT,
+        'arch': arch.to_dict(),
+        'classes': list(classes),
+        'input': spec.to_dict(),
+        'extra': extra or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
+    os.close(fd)
+    try:
+        save_model(model, tmp, metadata={META_KEY: json.dumps(meta)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path) -> dict:
+    """The checkpoint's metadata dict, checked for the fields every loader needs."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'{path}: checkpoint file does not exist')
+    if path.stat().st_size == 0:
+        raise CheckpointError(f'{path}: checkpoint file is empty')
+    try:
+        with safe_open(str(path), framework='pt') as handle:
+            header = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise CheckpointError(f'{path}: not a readable safetensors file ({exc})') from None
+    if META_KEY not in header:
+        raise CheckpointError(f'{path}: safetensors file without vas_ros metadata '
+                              f'(not written by vas-ros train)')
+    try:
+        meta = json.loads(header[META_KEY])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f'{path}: vas_ros metadata is not valid JSON ({exc})') from None
+    if meta.get('format') != FORMAT:
+        raise CheckpointError(f'{path}: unsupported checkpoint format {meta.get("format")!r}, '
+                              f'expected {FORMAT!r}')
+    for key in ('arch', 'classes', 'input'):
+        if key not in meta:
+            raise CheckpointError(f'{path}: metadata lacks {key!r}')
+    if not isinstance(meta['classes'], list) or not meta['classes']:
+        raise CheckpointError(f'{path}: metadata "classes" must be a non-empty list')
+    return meta
+
+
+def load_checkpoint(path, device='cpu') -> LoadedCheckpoint:
+    """Build the model from the metadata and load its weights (strict)."""
+    from safetensors.torch import load_model
+
+    from vas_ros.models.registry import ModelArch, build_model
+
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        arch = ModelArch.from_dict(meta['arch'])
+        spec = InputSpec.from_dict(meta['input'])
+    except VasError as exc:
+        raise CheckpointError(f'{path}: metadata does not describe a valid model ({exc})') from None
+    classes = [str(c) for c in meta['classes']]
+    model = build_model(arch, len(classes))
+    try:
+        load_model(model, str(path), strict=True, device=str(device))
+    except Exception as exc:
+        raise CheckpointError(f'{path}: weights do not match the architecture in its '
+                              f'metadata or are truncated ({exc})') from None
+    model.to(device).eval()
+    return LoadedCheckpoint(model, arch, classes, spec, meta, path)
