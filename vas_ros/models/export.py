@@ -1,0 +1,114 @@
+"""Export a trained model to ONNX or TorchScript, and check the export against eager.
+
+The exported graph takes one input per stream (named after the stream, `[B, C, T, H, W]`,
+batch dimension dynamic) and returns `logits`. Class names and the input spec travel in
+the ONNX metadata (`vas_ros` key) so a consumer without vas_ros can still preprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from vas_ros.errors import VasError
+from vas_ros.models.introspect import example_inputs
+from vas_ros.models.spec import InputSpec
+
+FORMATS = ('onnx', 'torchscript')
+
+
+@dataclass
+class ExportCheck:
+    max_abs_diff: float
+    top1_agree: bool
+    batch: int
+
+    def to_dict(self) -> dict:
+        return {'max_abs_diff': self.max_abs_diff, 'top1_agree': self.top1_agree,
+                'batch': self.batch}
+
+
+def export_onnx(model, spec: InputSpec, path, metadata: dict | None = None, opset: int = 17):
+    """Trace `model` to ONNX (TorchScript-based exporter; no onnxscript needed)."""
+    import onnx
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(spec.streams)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the exporter warns about its own deprecation
+        torch.onnx.export(
+            model.eval(), example_inputs(spec), str(path), dynamo=False,
+            input_names=names, output_names=['logits'], opset_version=opset,
+            dynamic_axes={**{n: {0: 'batch'} for n in names}, 'logits': {0: 'batch'}})
+    if metadata:
+        proto = onnx.load(str(path))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = 'vas_ros', json.dumps(metadata)
+        onnx.save(proto, str(path))
+    return path
+
+
+def export_torchscript(model, spec: InputSpec, path, metadata: dict | None = None):
+    """Trace `model` to TorchScript; metadata is stored as the `vas_ros.json` extra file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        traced = torch.jit.trace(model.eval(), example_inputs(spec), check_trace=False)
+    extra = {'vas_ros.json': json.dumps(metadata or {})}
+    torch.jit.save(traced, str(path), _extra_files=extra)
+    return path
+
+
+def run_exported(path, fmt: str, inputs: tuple):
+    """Run an exported file on numpy-convertible inputs; returns logits as a numpy array."""
+    import torch
+
+    if fmt == 'onnx':
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+        feeds = {i.name: t.cpu().numpy() for i, t in zip(session.get_inputs(), inputs)}
+        return session.run(None, feeds)[0]
+    module = torch.jit.load(str(path), map_location='cpu')
+    with torch.no_grad():
+        return module(*inputs).cpu().numpy()
+
+
+def check_export(model, spec: InputSpec, path, fmt: str, batch: int = 2,
+                 seed: int = 0) -> ExportCheck:
+    """Compare the exported file with the eager model on the same random clips."""
+    import torch
+
+    torch.manual_seed(seed)
+    inputs = example_inputs(spec, batch=batch)
+    with torch.no_grad():
+        eager = model.eval()(*inputs).cpu().numpy()
+    exported = run_exported(path, fmt, inputs)
+    diff = float(abs(eager - exported).max())
+    agree = bool((eager.argmax(1) == exported.argmax(1)).all())
+    return ExportCheck(diff, agree, batch)
+
+
+def export_checkpoint(checkpoint, fmt: str, out) -> tuple[Path, ExportCheck]:
+    """Load a checkpoint, export it, and check the exported file against eager."""
+    from vas_ros.models.checkpoint import load_checkpoint
+
+    if fmt not in FORMATS:
+        raise VasError(f'unknown export format {fmt!r}; choose one of {FORMATS}')
+    loaded = load_checkpoint(checkpoint, device='cpu')
+    metadata = {'arch': loaded.arch.to_dict(), 'classes': loaded.classes,
+                'input': loaded.spec.to_dict()}
+    exporter = export_onnx if fmt == 'onnx' else export_torchscript
+    try:
+        path = exporter(loaded.model, loaded.spec, out, metadata)
+    except VasError:
+        raise
+    except Exception as exc:
+        raise VasError(f'{checkpoint}: {fmt} export failed ({type(exc).__name__}: {exc})') from exc
+    return path, check_export(loaded.model, loaded.spec, path, fmt)
