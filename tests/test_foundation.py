@@ -95,3 +95,35 @@ def test_doctor_reports_versions_and_passes(ros_env):
         assert info.get(key), key
     assert info['rmw'] == 'rmw_fastrtps_cpp'
     assert info['ok'] is True and 'received' in info['dds_round_trip']
+
+
+@pytest.mark.slow
+def test_colcon_build_installs_executables_launch_and_config(tmp_path):
+    """A real `colcon build` in a fresh workspace, as on a robot."""
+    import shutil
+
+    colcon = Path(sys.executable).with_name('colcon')
+    if not colcon.exists():
+        pytest.fail('colcon is part of requirements.txt; run make venv')
+    tracked = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    src = tmp_path / 'src' / 'vas_ros'
+    for rel in tracked:
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    proc = subprocess.run([str(colcon), 'build', '--packages-select', 'vas_ros'],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    prefix = tmp_path / 'install' / 'vas_ros'
+    for exe in ('vas-ros', 'activity_node', 'search_node', 'video_source'):
+        assert (prefix / 'lib' / 'vas_ros' / exe).is_file(), exe
+    share = prefix / 'share' / 'vas_ros'
+    assert (share / 'package.xml').is_file()
+    assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'vas_ros').is_file()
+    launch_files = sorted(p.name for p in (ROOT / 'launch').glob('*launch.py'))
+    assert {'activity.launch.py', 'demo.launch.py'} <= set(launch_files)
+    for name in launch_files:
+        assert (share / 'launch' / name).is_file(), name
+    for cfg in (ROOT / 'config').glob('*.yaml'):
+        assert (share / 'config' / cfg.name).is_file(), cfg.name
