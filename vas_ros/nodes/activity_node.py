@@ -1,0 +1,423 @@
+"""`activity_recognizer`: camera frames in, activity labels out.
+
+The image callback only decodes the frame and pushes it into a `FrameBuffer`; clips go to
+a worker thread through a one-slot mailbox, so a slow model never blocks the camera and
+never works on stale frames: a clip that is still waiting when a newer one arrives is
+dropped and counted. Parameters changed at run time (model, thresholds, hop, ...) take
+effect at once; a model that fails to load is rejected and the old one keeps running.
+
+Topics (relative, remap as usual): sub `image` (sensor_msgs/Image) or `image/compressed`
+(CompressedImage, parameter `compressed`); pub `activity` (String: top-1 label or
+`unknown`), `activity/result` (String, JSON), `activity/labels` (String JSON,
+transient-local), `activity/image` (annotated Image, built only while subscribed) and
+`/diagnostics`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from collections import Counter, deque
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+
+from vas_ros.errors import VasError
+from vas_ros.nodes.common import latched_qos, sensor_qos, stamp_dict, stamp_to_sec
+from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
+from vas_ros.perception.frame_buffer import FrameBuffer
+from vas_ros.perception.image_codec import ImageError, decode_compressed, decode_raw
+
+NODE_NAME = 'activity_recognizer'
+
+# name -> (default, description); the type follows the default.
+PARAMETERS = {
+    'model': (DEFAULT_MODEL, 'checkpoint path or shipped model name'),
+    'device': ('auto', 'auto, cpu, cuda or cuda:N'),
+    'inference_path': ('eager', 'eager, channels_last, bf16, compile, int8 or onnxruntime'),
+    'hop_frames': (4, 'run the model every N input frames (once a clip is full)'),
+    'stride_seconds': (0.0, 'take clip frames this far apart in stamp time; 0 = every '
+                            "frame_stride source frames as the model was trained"),
+    'score_threshold': (0.0, 'below this top-1 score `activity` says unknown'),
+    'top_k': (5, 'how many labels activity/result lists'),
+    'flow_method': ('', "optical flow for flow models; '' = the model's own"),
+    'num_threads': (0, 'torch CPU threads; 0 = leave the default'),
+    'reliability': ('best_effort', 'image subscription QoS: best_effort or reliable'),
+    'queue_depth': (1, 'image subscription queue depth (keep it small: stale frames)'),
+    'compressed': (False, 'subscribe to image/compressed (CompressedImage) instead of image'),
+    'use_cv_bridge': (True, 'decode with cv_bridge when it is installed'),
+    'diagnostics_period': (1.0, 'seconds between /diagnostics messages'),
+}
+READ_ONLY = ('reliability', 'queue_depth', 'compressed', 'diagnostics_period')
+ENGINE_PARAMS = ('model', 'device', 'inference_path', 'num_threads')
+
+
+class _Mailbox:
+    """One pending clip: putting a new one replaces (drops) the one not yet taken."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item = None
+        self.closed = False
+
+    def put(self, item) -> bool:
+        with self._cond:
+            dropped = self._item is not None
+            self._item = item
+            self._cond.notify()
+            return dropped
+
+    def take(self, timeout: float = 0.5):
+        with self._cond:
+            if self._item is None and not self.closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+def _load_bridge():
+    try:
+        from cv_bridge import CvBridge  # the ROS 2 package, where the robot has it
+    except Exception:
+        return None
+    try:
+        return CvBridge()
+    except Exception:
+        return None
+
+
+class ActivityNode(Node):
+    def __init__(self, **node_kwargs):
+        super().__init__(NODE_NAME, **node_kwargs)
+        for name, (default, text) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(
+                description=text, read_only=name in READ_ONLY))
+        self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._logged: set[str] = set()
+        self.bad_frames: Counter = Counter()
+        self.frames_received = 0
+        self.inferences = 0
+        self.dropped_clips = 0
+        self.inference_errors = 0
+        self._arrivals: deque = deque(maxlen=300)
+        self._callback_ms: deque = deque(maxlen=300)
+        self._latency_ms: deque = deque(maxlen=100)
+        self._last_label = ''
+        self.model_error = ''
+        self._bridge = _load_bridge() if self._param('use_cv_bridge') else None
+
+        self._engine: InferenceEngine | None = None
+        self._buffer: FrameBuffer | None = None
+        try:
+            self._engine = self._make_engine({})
+        except VasError as exc:
+            self.model_error = str(exc)
+            self.get_logger().error(f'no model loaded: {exc}; set the `model` parameter to a '
+                                    f'checkpoint to start recognising')
+        if self._engine is not None:
+            self._buffer = self._make_buffer(self._engine, {})
+
+        self._pub_activity = self.create_publisher(String, 'activity', 10)
+        self._pub_result = self.create_publisher(String, 'activity/result', 10)
+        self._pub_labels = self.create_publisher(String, 'activity/labels', latched_qos())
+        self._pub_image = self.create_publisher(Image, 'activity/image', 2)
+        self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._publish_labels()
+
+        qos = sensor_qos(self._param('reliability'), self._param('queue_depth'))
+        self._image_group = MutuallyExclusiveCallbackGroup()
+        if self._param('compressed'):
+            self._sub = self.create_subscription(CompressedImage, 'image/compressed',
+                                                 self._on_compressed, qos,
+                                                 callback_group=self._image_group)
+        else:
+            self._sub = self.create_subscription(Image, 'image', self._on_image, qos,
+                                                 callback_group=self._image_group)
+        self.add_on_set_parameters_callback(self._on_parameters)
+        self._mailbox = _Mailbox()
+        self._worker = threading.Thread(target=self._work, name='activity_inference',
+                                        daemon=True)
+        self._worker.start()
+        self._diag_timer = self.create_timer(float(self._param('diagnostics_period')),
+                                             self._publish_diagnostics,
+                                             callback_group=MutuallyExclusiveCallbackGroup())
+        where = (f'{self._engine.name} on {self._engine.device}' if self._engine
+                 else 'no model')
+        self.get_logger().info(f'listening on {self._sub.topic_name} '
+                               f'({self._param("reliability")}, depth '
+                               f'{self._param("queue_depth")}) with {where}; '
+                               f'decoder: {"cv_bridge" if self._bridge else "vas_ros"}')
+
+    # ---------------------------------------------------------------- parameters
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _make_engine(self, changes: dict) -> InferenceEngine:
+        value = {name: changes.get(name, self._param(name))
+                 for name in ENGINE_PARAMS + ('flow_method',)}
+        return InferenceEngine(value['model'], device=value['device'],
+                               num_threads=value['num_threads'], path=value['inference_path'],
+                               flow_method=value['flow_method'])
+
+    def _make_buffer(self, engine: InferenceEngine, changes: dict) -> FrameBuffer:
+        stride_s = float(changes.get('stride_seconds', self._param('stride_seconds')))
+        hop = int(changes.get('hop_frames', self._param('hop_frames')))
+        return FrameBuffer(engine.spec.frames, engine.spec.frame_stride, hop=hop,
+                           stride_seconds=stride_s if stride_s > 0 else None)
+
+    def _on_parameters(self, params) -> SetParametersResult:
+        changes = {p.name: p.value for p in params}
+        problem = self._check(changes)
+        if problem:
+            self.get_logger().warning(f'parameter change rejected: {problem}')
+            return SetParametersResult(successful=False, reason=problem)
+        engine = self._engine
+        if any(name in changes for name in ENGINE_PARAMS):
+            try:
+                engine = self._make_engine(changes)
+            except VasError as exc:
+                reason = f'kept {self._engine.name if self._engine else "no model"}: {exc}'
+                self.get_logger().error(f'parameter change rejected: {reason}')
+                return SetParametersResult(successful=False, reason=reason)
+            except Exception as exc:  # a model that loads but cannot run, say
+                reason = f'could not load model: {type(exc).__name__}: {exc}'
+                self.get_logger().error(f'parameter change rejected: {reason}')
+                return SetParametersResult(successful=False, reason=reason)
+        elif engine is not None and changes.get('flow_method'):
+            try:
+                engine.set_flow_method(changes['flow_method'])
+            except VasError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        new_buffer = engine is not self._engine or 'stride_seconds' in changes
+        with self._lock:
+            if engine is not self._engine:
+                self._engine = engine
+                self.model_error = ''
+                self.get_logger().info(f'now running {engine.name} on {engine.device} '
+                                       f'({len(engine.classes)} classes)')
+            if engine is not None and new_buffer:
+                self._buffer = self._make_buffer(engine, changes)
+            elif self._buffer is not None and 'hop_frames' in changes:
+                self._buffer.hop = int(changes['hop_frames'])
+        if engine is not None and any(name in changes for name in ENGINE_PARAMS):
+            self._publish_labels()
+        return SetParametersResult(successful=True)
+
+    @staticmethod
+    def _check(changes: dict) -> str:
+        if 'hop_frames' in changes and int(changes['hop_frames']) < 1:
+            return f'hop_frames must be >= 1, got {changes["hop_frames"]}'
+        if 'top_k' in changes and int(changes['top_k']) < 1:
+            return f'top_k must be >= 1, got {changes["top_k"]}'
+        if 'score_threshold' in changes and not 0.0 <= float(changes['score_threshold']) <= 1.0:
+            return f'score_threshold must be in [0, 1], got {changes["score_threshold"]}'
+        if 'stride_seconds' in changes and float(changes['stride_seconds']) < 0:
+            return f'stride_seconds must be >= 0, got {changes["stride_seconds"]}'
+        if 'num_threads' in changes and int(changes['num_threads']) < 0:
+            return f'num_threads must be >= 0, got {changes["num_threads"]}'
+        return ''
+
+    # ---------------------------------------------------------------- input
+    def _bad_frame(self, cause: str, message: str) -> None:
+        with self._stats_lock:
+            self.bad_frames[cause] += 1
+            first = cause not in self._logged
+            self._logged.add(cause)
+        if first:
+            self.get_logger().warning(f'dropping bad frame ({cause}): {message} '
+                                      f'(further frames with this problem are only counted '
+                                      f'in /diagnostics)')
+
+    def _on_image(self, msg: Image) -> None:
+        start = time.perf_counter()
+        try:
+            rgb = self._decode_raw(msg)
+        except ImageError as exc:
+            self._bad_frame(exc.cause, str(exc))
+            return
+        self._accept(rgb, msg.header, start)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        start = time.perf_counter()
+        try:
+            rgb = decode_compressed(msg.data, msg.format)
+        except ImageError as exc:
+            self._bad_frame(exc.cause, str(exc))
+            return
+        self._accept(rgb, msg.header, start)
+
+    def _decode_raw(self, msg: Image) -> np.ndarray:
+        if self._bridge is not None and not msg.encoding.startswith(('16', 'mono16')):
+            try:
+                if msg.height * msg.step > len(msg.data) or msg.height * msg.width == 0:
+                    raise ValueError('size')
+                return self._bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8')
+            except Exception:
+                pass  # our decoder gives the specific reason
+        return decode_raw(msg.data, msg.encoding, msg.height, msg.width, msg.step,
+                          bool(msg.is_bigendian))
+
+    def _accept(self, rgb: np.ndarray, header, start: float) -> None:
+        now = time.monotonic()
+        stamp = stamp_to_sec(header.stamp)
+        if stamp == 0.0:  # an unstamped driver: use arrival time
+            stamp = time.time()
+        buffer = self._buffer
+        clip = None
+        if buffer is not None:
+            clip = buffer.push(rgb, stamp, meta=(header.stamp, header.frame_id), received=now)
+        dropped = clip is not None and self._mailbox.put(clip)
+        with self._stats_lock:
+            self.frames_received += 1
+            self._arrivals.append(now)
+            self.dropped_clips += int(dropped)
+            self._callback_ms.append((time.perf_counter() - start) * 1e3)
+
+    # ---------------------------------------------------------------- inference
+    def _work(self) -> None:
+        while not self._mailbox.closed:
+            clip = self._mailbox.take()
+            if clip is None:
+                continue
+            engine = self._engine
+            if engine is None:
+                continue
+            started = time.monotonic()
+            try:
+                prediction = engine.infer(clip.frames, top_k=int(self._param('top_k')))
+            except Exception as exc:  # keep running; say why once per kind of failure
+                with self._stats_lock:
+                    self.inference_errors += 1
+                    first = f'infer:{type(exc).__name__}' not in self._logged
+                    self._logged.add(f'infer:{type(exc).__name__}')
+                if first:
+                    self.get_logger().error(f'inference failed: {type(exc).__name__}: {exc}')
+                continue
+            try:
+                self._publish(clip, engine, prediction, started)
+            except Exception as exc:  # the context may be shutting down
+                if rclpy.ok():
+                    self.get_logger().error(f'publishing failed: {exc}')
+
+    def _publish(self, clip, engine, prediction, started: float) -> None:
+        threshold = float(self._param('score_threshold'))
+        label = prediction.label if prediction.score >= threshold else 'unknown'
+        stamp, frame_id = clip.meta
+        latency = dict(prediction.latency_ms)
+        latency['queue'] = (started - clip.received) * 1e3
+        latency['node'] = (time.monotonic() - clip.received) * 1e3
+        body = prediction.to_dict()
+        body.update({'stamp': stamp_dict(stamp), 'frame_id': frame_id, 'label': label,
+                     'raw_label': prediction.label, 'model': engine.name,
+                     'first_stamp': clip.first_stamp, 'last_stamp': clip.last_stamp,
+                     'clip_index': clip.index, 'dropped_clips': self.dropped_clips,
+                     'latency_ms': {k: round(v, 3) for k, v in latency.items()}})
+        self._pub_result.publish(String(data=json.dumps(body)))
+        self._pub_activity.publish(String(data=label))
+        with self._stats_lock:
+            self.inferences += 1
+            self._latency_ms.append(latency['total'])
+            self._last_label = label
+        if self._pub_image.get_subscription_count() > 0:
+            self._pub_image.publish(self._annotate(clip, label, prediction.score))
+
+    @staticmethod
+    def _annotate(clip, label: str, score: float) -> Image:
+        import cv2
+
+        frame = np.ascontiguousarray(clip.frame_list[-1]).copy()
+        scale = max(frame.shape[1] / 640.0, 0.4)
+        text = f'{label} {score:.2f}'
+        cv2.rectangle(frame, (0, 0), (frame.shape[1], int(28 * scale) + 4), (0, 0, 0), -1)
+        cv2.putText(frame, text, (4, int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
+                    (255, 255, 0), max(1, int(2 * scale)), cv2.LINE_AA)
+        msg = Image()
+        msg.header.stamp, msg.header.frame_id = clip.meta
+        msg.height, msg.width = frame.shape[:2]
+        msg.encoding = 'rgb8'
+        msg.step = frame.shape[1] * 3
+        msg.data = frame.tobytes()
+        return msg
+
+    # ---------------------------------------------------------------- outputs
+    def _publish_labels(self) -> None:
+        engine = self._engine
+        if engine is None:
+            return
+        self._pub_labels.publish(String(data=json.dumps(
+            {'model': engine.name, 'checkpoint': str(engine.checkpoint_path),
+             'classes': engine.classes})))
+
+    def stats(self) -> dict:
+        """Counters and medians, as published on /diagnostics."""
+        with self._stats_lock:
+            now = time.monotonic()
+            recent = [t for t in self._arrivals if now - t <= 5.0]
+            rate = ((len(recent) - 1) / (recent[-1] - recent[0])
+                    if len(recent) > 1 and recent[-1] > recent[0] else 0.0)
+            engine = self._engine
+            return {
+                'model': engine.name if engine else '',
+                'checkpoint': str(engine.checkpoint_path) if engine else '',
+                'device': engine.device if engine else '',
+                'model_error': self.model_error,
+                'input_rate_hz': round(rate, 2),
+                'frames_received': self.frames_received,
+                'bad_frames': sum(self.bad_frames.values()),
+                'bad_frame_causes': dict(self.bad_frames),
+                'clips_inferred': self.inferences,
+                'dropped_clips': self.dropped_clips,
+                'inference_errors': self.inference_errors,
+                'inference_latency_ms': round(statistics.median(self._latency_ms), 3)
+                if self._latency_ms else 0.0,
+                'callback_ms': round(statistics.median(self._callback_ms), 4)
+                if self._callback_ms else 0.0,
+                'last_label': self._last_label,
+            }
+
+    def _publish_diagnostics(self) -> None:
+        stats = self.stats()
+        status = DiagnosticStatus(name=f'{self.get_name()}: activity recognition',
+                                  hardware_id=stats['device'] or 'none')
+        if not stats['model']:
+            status.level, status.message = DiagnosticStatus.ERROR, 'no model loaded'
+        elif stats['bad_frames'] or stats['inference_errors']:
+            status.level, status.message = DiagnosticStatus.WARN, 'bad frames or failures seen'
+        else:
+            status.level, status.message = DiagnosticStatus.OK, 'running'
+        values = {k: v for k, v in stats.items() if k != 'bad_frame_causes'}
+        values.update({f'bad_frames.{k}': v for k, v in stats['bad_frame_causes'].items()})
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._pub_diag.publish(array)
+
+    def destroy_node(self):
+        self._mailbox.close()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def main(argv=None) -> int:
+    from vas_ros.nodes.common import run_single
+
+    return run_single(ActivityNode, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""Checkpoint in, top-k labels out: the model half of the robot runtime, without ROS.
+
+`InferenceEngine` loads a vas-ros checkpoint (a path, or the name of a model shipped in
+`vas_ros/shipped/`), picks the device, prepares the chosen inference path and turns a
+uint8 RGB clip into a `Prediction` through the same `clip_to_inputs` preprocessing that
+training used, timing each stage so a node can report where its latency goes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vas_ros.errors import CheckpointError, VasError
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / 'shipped'
+DEFAULT_MODEL = 'tvn_tiny_synth'
+
+
+@dataclass
+class Prediction:
+    label: str
+    score: float
+    top_k: list[tuple[str, float]]
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {'label': self.label, 'score': round(self.score, 6),
+                'top_k': [{'label': name, 'score': round(score, 6)} for name, score in self.top_k],
+                'latency_ms': {k: round(v, 3) for k, v in self.latency_ms.items()}}
+
+
+def shipped_models() -> list[str]:
+    return sorted(p.stem for p in SHIPPED_DIR.glob('*.safetensors'))
+
+
+def resolve_model_path(model: str | Path) -> Path:
+    """A checkpoint path or a shipped model name -> an existing checkpoint path."""
+    text = str(model).strip()
+    if not text:
+        raise CheckpointError('model: empty; give a checkpoint path or a shipped model name '
+                              f'({", ".join(shipped_models()) or "none shipped"})')
+    shipped = SHIPPED_DIR / f'{text}.safetensors'
+    if '/' not in text and not text.endswith('.safetensors') and shipped.is_file():
+        return shipped
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    if '/' not in text and not text.endswith('.safetensors'):
+        from vas_ros.models.registry import presets
+
+        if text in presets():
+            raise CheckpointError(f'model {text!r} is an untrained preset; give a trained '
+                                  f'checkpoint (vas-ros train --model {text} ...) or a shipped '
+                                  f'model ({", ".join(shipped_models()) or "none shipped"})')
+        raise CheckpointError(f'model {text!r}: no such checkpoint file or shipped model '
+                              f'({", ".join(shipped_models()) or "none shipped"})')
+    raise CheckpointError(f'{path}: checkpoint file does not exist')
+
+
+def resolve_device(device: str) -> str:
+    """auto|cpu|cuda|cuda:N -> a torch device string that exists on this machine."""
+    import torch
+
+    text = (device or 'auto').strip().lower()
+    if text == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if text == 'cpu':
+        return 'cpu'
+    if text == 'cuda' or text.startswith('cuda:'):
+        if not torch.cuda.is_available():
+            raise VasError(f'device {device!r}: CUDA is not available on this machine '
+                           f'(use auto or cpu)')
+        if ':' in text:
+            try:
+                index = int(text.split(':', 1)[1])
+            except ValueError:
+                raise VasError(f'device {device!r}: expected cuda:N') from None
+            if not 0 <= index < torch.cuda.device_count():
+                raise VasError(f'device {device!r}: only {torch.cuda.device_count()} '
+                               f'CUDA device(s) here')
+        return text
+    raise VasError(f'device {device!r}: expected auto, cpu, cuda or cuda:N')
+
+
+class InferenceEngine:
+    """A loaded model ready to classify clips.
+
+    `infer(frames)` takes uint8 RGB `[T, H, W, 3]` (any size; preprocessing resizes) and
+    returns the top-k labels with softmax scores and a latency breakdown in milliseconds:
+    `preprocess` (resize/normalise), `flow` (optical flow, flow models only), `model`, `total`.
+    """
+
+    def __init__(self, model: str | Path = DEFAULT_MODEL, device: str = 'auto',
+                 num_threads: int = 0, path: str = 'eager', flow_method: str = ''):
+        import torch
+
+        from vas_ros.models.checkpoint import load_checkpoint
+
+        self.device = resolve_device(device)
+        if num_threads and int(num_threads) > 0:
+            torch.set_num_threads(int(num_threads))
+        self.checkpoint_path = resolve_model_path(model)
+        self.model_ref = str(model)
+        loaded = load_checkpoint(self.checkpoint_path, device=self.device)
+        self.model = loaded.model
+        self.arch = loaded.arch
+        self.classes = list(loaded.classes)
+        self.metadata = loaded.metadata
+        self.spec = loaded.spec
+        if flow_method:
+            self.set_flow_method(flow_method)
+        self.path = path or 'eager'
+        self._forward = self._prepare(self.path)
+
+    @property
+    def name(self) -> str:
+        """Short model name for messages: the shipped name or the checkpoint file stem."""
+        return self.checkpoint_path.stem
+
+    def set_flow_method(self, method: str) -> None:
+        from vas_ros.models.spec import FLOW_METHODS
+
+        if method not in FLOW_METHODS:
+            raise VasError(f'flow_method {method!r}: expected one of {", ".join(FLOW_METHODS)}')
+        self.spec = dataclasses.replace(self.spec, flow_method=method)
+
+    def _prepare(self, path: str):
+        if path == 'eager':
+            return self.model
+        try:
+            from vas_ros.models.inference import prepare_inference
+        except ImportError:
+            raise VasError(f'inference path {path!r} needs vas_ros.models.inference, '
+                           f'which is not installed; use eager') from None
+        return prepare_inference(self.model, self.spec, path=path, device=self.device)
+
+    def preprocess(self, frames: np.ndarray) -> tuple[list, dict[str, float]]:
+        """uint8 clip -> model inputs (batch of one, on the device) and stage timings."""
+        from vas_ros.data.transforms import clip_to_inputs
+
+        timings = {}
+        tensors = {}
+        start = time.perf_counter()
+        other = tuple(s for s in self.spec.streams if s != 'flow')
+        if other:
+            tensors.update(clip_to_inputs(frames, dataclasses.replace(self.spec, streams=other)))
+        timings['preprocess'] = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        if self.spec.needs_flow:
+            tensors.update(clip_to_inputs(frames, dataclasses.replace(self.spec,
+                                                                      streams=('flow',))))
+        timings['flow'] = (time.perf_counter() - start) * 1e3
+        inputs = [tensors[s].unsqueeze(0).to(self.device, non_blocking=True)
+                  for s in self.spec.streams]
+        return inputs, timings
+
+    def infer(self, frames: np.ndarray, top_k: int = 5) -> Prediction:
+        import torch
+
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise VasError(f'clip must be uint8 [T, H, W, 3], got {frames.dtype} '
+                           f'{list(frames.shape)}')
+        total_start = time.perf_counter()
+        inputs, timings = self.preprocess(frames)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            logits = self._forward(*inputs)
+            probs = torch.softmax(logits.float(), dim=-1)[0]
+            if self.device.startswith('cuda'):
+                torch.cuda.synchronize()
+        timings['model'] = (time.perf_counter() - start) * 1e3
+        k = max(1, min(int(top_k), len(self.classes)))
+        scores, indices = torch.topk(probs.cpu(), k)
+        ranked = [(self.classes[int(i)], float(s)) for s, i in zip(scores, indices)]
+        timings['total'] = (time.perf_counter() - total_start) * 1e3
+        return Prediction(label=ranked[0][0], score=ranked[0][1], top_k=ranked,
+                          latency_ms=timings)
+
+    def describe(self) -> dict:
+        return {'model': self.name, 'checkpoint': str(self.checkpoint_path),
+                'family': self.arch.family, 'arch': self.arch.name, 'device': self.device,
+                'path': self.path, 'classes': self.classes, 'input': self.spec.to_dict()}
