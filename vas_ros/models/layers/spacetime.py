@@ -1,0 +1,226 @@
+"""Space-time layers for 5-D video tensors [B, C, T, H, W]: the building blocks of EvaNet.
+
+- `SameConv3d`: a 3-D convolution with TensorFlow-style SAME padding (output size
+  ceil(n / stride) in every dimension), so architectures transcribed from the released
+  TensorFlow code keep their feature-map sizes.
+- `Conv2Plus1d`: (2+1)D convolution, temporal T x 1 x 1 first, then 1 x k x k, with a BN +
+  ReLU in between. As in the released EvaNet code the middle width is half the output
+  width (`cout // 2`), not R(2+1)D's parameter-matching formula.
+- `ITGMConv3d`: the inflated temporal Gaussian mixture convolution. A 2-D kernel S is
+  inflated in time by a per-(Cin, Cout) temporal kernel that mixes N shared Cauchy-shaped
+  components with learned centres and widths; its parameter count does not depend on the
+  temporal length L, and L = 1 is exactly a per-frame 2-D convolution.
+- `SpaceTimePool`: max / average pooling with SAME padding (padding never enters a max or
+  an average, as in TensorFlow).
+- `make_conv`, `ConvBN`, `pointwise`: factories used by the EvaNet builder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CONV_TYPES = ('3d', 'itgm', '2plus1d')
+POOL_KINDS = ('max', 'avg')
+
+
+def _triple(value) -> tuple[int, int, int]:
+    if isinstance(value, int):
+        return (value, value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 3:
+        raise ValueError(f'expected an int or three ints, got {value}')
+    return value
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding that makes the output ceil(size / stride) long (TF SAME)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pad_amounts(shape, kernel, stride) -> list[int]:
+    """F.pad amounts for the last three dims of `shape` (W first, as F.pad wants)."""
+    pads: list[int] = []
+    for size, k, s in zip(reversed(shape[-3:]), reversed(kernel), reversed(stride)):
+        pads.extend(same_padding(int(size), k, s))
+    return pads
+
+
+def kaiming_init_(weight: torch.Tensor) -> None:
+    """Variance-scaling (factor 2, fan-in, normal) init used by the released code."""
+    nn.init.kaiming_normal_(weight, mode='fan_in', nonlinearity='relu')
+
+
+class SameConv3d(nn.Conv3d):
+    """Conv3d with SAME padding: static symmetric padding for odd kernels, dynamic otherwise.
+
+    With an odd kernel, symmetric padding k // 2 gives the same output size as TF SAME
+    (ceil(n / s)); for stride 2 the sampling grid may sit one pixel off TF's, which does
+    not matter for training from scratch.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel, stride=1, bias: bool = False):
+        kernel, stride = _triple(kernel), _triple(stride)
+        self._odd = all(k % 2 == 1 for k in kernel)
+        padding = tuple(k // 2 for k in kernel) if self._odd else 0
+        super().__init__(cin, cout, kernel, stride=stride, padding=padding, bias=bias)
+        kaiming_init_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._odd:
+            x = F.pad(x, _pad_amounts(x.shape, self.kernel_size, self.stride))
+        return super().forward(x)
+
+
+class Conv2Plus1d(nn.Module):
+    """(2+1)D conv: T x 1 x 1 conv to `mid` channels, BN, ReLU, then 1 x k x k conv to cout.
+
+    No BN after the spatial conv: callers add it (as for every other conv type), so all
+    conv types are interchangeable inside a branch.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel, stride=1, mid_channels: int | None = None):
+        super().__init__()
+        (kt, kh, kw), (st, sh, sw) = _triple(kernel), _triple(stride)
+        mid = mid_channels if mid_channels is not None else max(cout // 2, 1)
+        self.mid_channels = mid
+        self.temporal = SameConv3d(cin, mid, (kt, 1, 1), (st, 1, 1))
+        self.bn = nn.BatchNorm3d(mid)
+        self.spatial = SameConv3d(mid, cout, (1, kh, kw), (1, sh, sw))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spatial(F.relu(self.bn(self.temporal(x))))
+
+
+class ITGMConv3d(nn.Module):
+    """Inflated temporal Gaussian mixture conv (EvaNet's iTGM layer).
+
+    Parameters: `spatial` S [Cout, Cin, kh, kw]; `mixing` A [Cout, Cin, N] (softmax over N);
+    `centre_raw` and `width_raw` [N], shared by all channel pairs. Component n is
+    k_n(t) = 1 / (1 + pi (t - c_n)^2 / gamma_n), t = 0..L-1, with
+    c_n = (L-1)(tanh(centre_raw_n) + 1)/2 and gamma_n = exp(1.5 - 2|tanh(width_raw_n)|),
+    normalised to sum 1 over t. The temporal kernel T[co, ci, t] = sum_n softmax(A)_n k_n(t)
+    sums to 1 over t, and the 3-D kernel W[co, ci, t, i, j] = S[co, ci, i, j] T[co, ci, t]
+    is built once per call and run through one conv3d. Parameter count:
+    kh*kw*Cin*Cout + N*Cin*Cout + 2N, the same for every L.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel, stride=1, num_components: int = 4):
+        super().__init__()
+        self.length, kh, kw = _triple(kernel)
+        self.stride = _triple(stride)
+        self.kernel_size = (self.length, kh, kw)
+        self.num_components = int(num_components)
+        if self.num_components < 1:
+            raise ValueError(f'num_components must be >= 1, got {num_components}')
+        self.spatial = nn.Parameter(torch.empty(cout, cin, kh, kw))
+        self.mixing = nn.Parameter(torch.empty(cout, cin, self.num_components))
+        self.centre_raw = nn.Parameter(torch.empty(self.num_components))
+        self.width_raw = nn.Parameter(torch.empty(self.num_components))
+        self._odd = all(k % 2 == 1 for k in self.kernel_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        kaiming_init_(self.spatial)
+        nn.init.trunc_normal_(self.mixing, std=1.0, a=-2.0, b=2.0)
+        nn.init.normal_(self.centre_raw, 0.0, 0.5)
+        nn.init.normal_(self.width_raw, 0.0, 0.1)
+
+    def components(self) -> torch.Tensor:
+        """[N, L] Cauchy-shaped temporal components, each summing to 1."""
+        length = self.length
+        t = torch.arange(length, device=self.spatial.device, dtype=self.spatial.dtype)
+        centre = (length - 1) * (torch.tanh(self.centre_raw) + 1) / 2
+        gamma = torch.exp(1.5 - 2 * torch.tanh(self.width_raw).abs())
+        shape = 1.0 / (1.0 + math.pi * (t[None, :] - centre[:, None]) ** 2 / gamma[:, None])
+        return shape / shape.sum(dim=1, keepdim=True)
+
+    def temporal_kernel(self) -> torch.Tensor:
+        """[Cout, Cin, L] soft mixture of the components; sums to 1 over L for each pair."""
+        return torch.softmax(self.mixing, dim=-1) @ self.components()
+
+    def weight(self) -> torch.Tensor:
+        """The inflated 3-D kernel [Cout, Cin, L, kh, kw]."""
+        return self.spatial[:, :, None, :, :] * self.temporal_kernel()[:, :, :, None, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._odd:
+            padding = tuple(k // 2 for k in self.kernel_size)
+        else:
+            x = F.pad(x, _pad_amounts(x.shape, self.kernel_size, self.stride))
+            padding = 0
+        return F.conv3d(x, self.weight(), stride=self.stride, padding=padding)
+
+    def extra_repr(self) -> str:
+        cout, cin = self.spatial.shape[:2]
+        return (f'{cin}, {cout}, kernel_size={self.kernel_size}, stride={self.stride}, '
+                f'num_components={self.num_components}')
+
+
+def make_conv(conv_type: str, cin: int, cout: int, kernel, stride=1) -> nn.Module:
+    """A bias-free space-time conv of the given type ('3d', 'itgm' or '2plus1d').
+
+    An iTGM conv of temporal length 1 is exactly a 2-D conv (its temporal kernel is the
+    constant 1 and its mixture parameters get no gradient), so it is built as a plain
+    1 x kh x kw conv, as the released code does; parameter counts then match it.
+    """
+    if conv_type == '3d' or (conv_type == 'itgm' and _triple(kernel)[0] == 1):
+        return SameConv3d(cin, cout, kernel, stride)
+    if conv_type == 'itgm':
+        return ITGMConv3d(cin, cout, kernel, stride)
+    if conv_type == '2plus1d':
+        return Conv2Plus1d(cin, cout, kernel, stride)
+    raise ValueError(f'unknown conv type {conv_type!r}; expected one of {CONV_TYPES}')
+
+
+class ConvBN(nn.Sequential):
+    """Space-time conv of any type, BatchNorm, optional ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel, stride=1, conv_type: str = '3d',
+                 relu: bool = True):
+        layers = [make_conv(conv_type, cin, cout, kernel, stride), nn.BatchNorm3d(cout)]
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+def pointwise(cin: int, cout: int, bias: bool = False) -> SameConv3d:
+    """1 x 1 x 1 conv (channel projection)."""
+    return SameConv3d(cin, cout, 1, 1, bias=bias)
+
+
+class SpaceTimePool(nn.Module):
+    """Max or average pooling over (T, H, W) with SAME padding.
+
+    Padding never wins a max (it is -inf) and never dilutes an average (the average is
+    over the real entries only), matching TensorFlow's SAME pooling.
+    """
+
+    def __init__(self, kind: str, kernel, stride=1):
+        super().__init__()
+        if kind not in POOL_KINDS:
+            raise ValueError(f'unknown pool kind {kind!r}; expected one of {POOL_KINDS}')
+        self.kind = kind
+        self.kernel_size = _triple(kernel)
+        self.stride = _triple(stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = _pad_amounts(x.shape, self.kernel_size, self.stride)
+        if self.kind == 'max':
+            if any(pads):
+                x = F.pad(x, pads, value=float('-inf'))
+            return F.max_pool3d(x, self.kernel_size, self.stride)
+        if not any(pads):
+            return F.avg_pool3d(x, self.kernel_size, self.stride)
+        ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
+        total = F.avg_pool3d(F.pad(x, pads), self.kernel_size, self.stride)
+        count = F.avg_pool3d(F.pad(ones, pads), self.kernel_size, self.stride)
+        return total / count
+
+    def extra_repr(self) -> str:
+        return f'{self.kind}, kernel_size={self.kernel_size}, stride={self.stride}'
