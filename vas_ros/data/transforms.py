@@ -1,0 +1,86 @@
+"""THE clip preprocessing: uint8 RGB frames in, model input tensors out.
+
+Training, evaluation and the robot runtime all call `clip_to_inputs`, so a model sees at
+run time exactly what it saw in evaluation.
+
+Geometry: the whole frame is resized to spec.size x spec.size without cropping (a
+non-square camera image is squeezed, not cut), so nothing at the image edges is lost; the
+same squeeze happens in training and at run time. Training (train=True) may instead take a
+random crop covering 80-100 % of the frame (aspect 0.9-1.1, same box for every frame of
+the clip) and jitter brightness/contrast by up to 10 %. Never a horizontal flip: that
+would turn move_left into move_right.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vas_ros.data.flow import compute_flow, normalise_flow
+from vas_ros.errors import DataError
+
+CROP_AREA = (0.8, 1.0)
+CROP_ASPECT = (0.9, 1.1)
+JITTER = 0.1
+
+
+def check_frames(frames) -> np.ndarray:
+    """The frames as a uint8 [T, H, W, 3] array, or DataError saying what is wrong."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
+        raise DataError(f'a clip must be uint8 RGB frames [T>0, H, W, 3], got {frames.dtype} '
+                        f'{list(frames.shape)}')
+    return frames
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """Resize every frame to size x size (area filter when shrinking, bilinear otherwise)."""
+    frames = check_frames(frames)
+    height, width = frames.shape[1:3]
+    if height == size and width == size:
+        return frames
+    interp = cv2.INTER_AREA if size < min(height, width) else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
+
+
+def random_crop_box(height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """(top, left, crop_h, crop_w) covering CROP_AREA of the frame with aspect in CROP_ASPECT."""
+    area = rng.uniform(*CROP_AREA) * height * width
+    aspect = rng.uniform(*CROP_ASPECT)
+    crop_w = int(round(min(width, np.sqrt(area * aspect))))
+    crop_h = int(round(min(height, np.sqrt(area / aspect))))
+    top = int(rng.integers(0, height - crop_h + 1))
+    left = int(rng.integers(0, width - crop_w + 1))
+    return top, left, crop_h, crop_w
+
+
+def clip_to_inputs(frames_uint8_rgb, spec, *, train: bool = False,
+                   rng: np.random.Generator | None = None) -> dict:
+    """Model inputs {stream: float32 tensor [C, T, H, W]} for one clip (no batch axis).
+
+    `frames_uint8_rgb` is [T, H, W, 3] RGB, any H and W, T = spec.frames (the caller picks
+    the frames; see sampling.clip_indices). rgb = (x/255 - mean)/std. flow (when spec
+    asks for it) is computed by spec.flow_method on the resized frames, in pixels at
+    spec.size, divided by spec.flow_scale and clipped to [-1, 1].
+    """
+    import torch
+
+    frames = check_frames(frames_uint8_rgb)
+    if train:
+        rng = rng if rng is not None else np.random.default_rng()
+        top, left, crop_h, crop_w = random_crop_box(*frames.shape[1:3], rng)
+        frames = frames[:, top:top + crop_h, left:left + crop_w]
+    frames = resize_frames(np.ascontiguousarray(frames), spec.size)
+    inputs = {}
+    if 'rgb' in spec.streams:
+        rgb = frames.astype(np.float32) / 255.0
+        if train:
+            contrast = rng.uniform(1 - JITTER, 1 + JITTER)
+            brightness = rng.uniform(-JITTER, JITTER) / 2
+            rgb = np.clip((rgb - rgb.mean()) * contrast + rgb.mean() + brightness, 0, 1)
+        rgb = (rgb - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+        inputs['rgb'] = torch.from_numpy(np.ascontiguousarray(rgb.transpose(3, 0, 1, 2)))
+    if 'flow' in spec.streams:
+        flow = normalise_flow(compute_flow(frames, spec.flow_method), spec.flow_scale)
+        inputs['flow'] = torch.from_numpy(np.ascontiguousarray(flow.transpose(3, 0, 1, 2)))
+    return inputs
