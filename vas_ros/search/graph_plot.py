@@ -52,7 +52,7 @@ def plot_graph(genome: dict, weights: dict[tuple[int, int], float] | None, path,
     from matplotlib.lines import Line2D
 
     g = parse_genome(genome)
-    weights = dict(genome_edge_weights(genome), **(weights or {}))
+    weights = {**genome_edge_weights(genome), **(weights or {})}
     kinds = _ancestry(g)
     columns: dict[int, list[int]] = {}
     for node in g.nodes:
@@ -117,3 +117,13 @@ def plot_graph(genome: dict, weights: dict[tuple[int, int], float] | None, path,
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_checkpoint_graph(checkpoint, path, title: str | None = None) -> Path:
+    """Picture of a trained AssembleNet checkpoint's graph with its learned edge weights."""
+    from vas_ros.models.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint)
+    return plot_graph(loaded.arch.genome, loaded.model.edge_weights(), path,
+                      title=title or f'{loaded.arch.name}: learned connection weights '
+                                     '(darker = larger)')

@@ -1,0 +1,216 @@
+"""AssembleNet family: graph validation, presets, edge weights, RGB+flow checkpoint at run time."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vas_ros.errors import GenomeError, VasError
+from vas_ros.models.assemblenet import (
+    TINY_GENOME,
+    parse_genome,
+    published_genome,
+    rgb_only,
+    validate_genome,
+)
+from vas_ros.models.introspect import count_params, example_inputs
+from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+
+
+def small_graph():
+    return {
+        'frames': 4, 'size': 32, 'depth': [1, 1, 1, 1], 'stem_filters': 8,
+        'nodes': [
+            {'type': 'stem', 'modality': 'rgb', 'temporal_dilation': 2},
+            {'type': 'stem', 'modality': 'flow'},
+            {'type': 'block', 'level': 0, 'inputs': [0, 1], 'filters': 4},
+            {'type': 'block', 'level': 1, 'inputs': [2], 'filters': 4, 'spatial_stride': 2},
+            {'type': 'block', 'level': 3, 'inputs': [1, 3], 'filters': 8, 'spatial_stride': 2},
+        ]}
+
+
+def broken(edit):
+    genome = small_graph()
+    edit(genome['nodes'])
+    return genome
+
+
+@pytest.mark.parametrize('edit, field, words', [
+    (lambda n: n[2].update(inputs=[0, 3]), 'nodes[2].inputs', 'not earlier'),       # cycle
+    (lambda n: n[3].update(inputs=[2, 2]), 'nodes[3].inputs', 'repeats'),
+    (lambda n: n[4].update(inputs=[1, 9]), 'nodes[4].inputs', 'does not exist'),    # dangling
+    (lambda n: n[4].update(inputs=[-1, 3]), 'nodes[4].inputs', 'does not exist'),
+    (lambda n: n[4].update(inputs=[1, 2]), 'nodes[3]', 'no path to the head'),
+    (lambda n: n.insert(2, {'type': 'stem', 'modality': 'rgb'}) or
+     [b.update(inputs=[i + 1 if i >= 2 else i for i in b['inputs']]) for b in n[3:]],
+     'nodes[2]', 'no consumers'),
+    (lambda n: n[3].update(level=4), 'nodes[3].level', 'in 0..3'),
+    (lambda n: n[2].update(level=2), 'nodes[3].inputs', 'levels out of order'),
+    (lambda n: n[4].update(level=2), 'nodes', 'level-3'),
+    (lambda n: n[0].update(modality='depth'), 'nodes[0].modality', 'rgb'),
+    (lambda n: n[2].update(edge_logits=[0.1]), 'nodes[2].edge_logits', 'one number per input'),
+    (lambda n: n[2].update(filters=0), 'nodes[2].filters', 'in 1..4096'),
+    (lambda n: n[2].update(kind='x'), 'nodes[2]', 'unknown block fields'),
+    (lambda n: n[2].update(id=7), 'nodes[2].id', 'position'),
+    (lambda n: n[2].pop('inputs'), 'nodes[2].inputs', 'required'),
+])
+def test_graph_validation_names_the_field(edit, field, words):
+    with pytest.raises(GenomeError) as info:
+        parse_genome(broken(edit))
+    assert info.value.field == field
+    assert words in str(info.value)
+
+
+def test_genome_level_checks():
+    genome = small_graph()
+    genome['nodes'] = [{'type': 'block', 'level': 3, 'inputs': [5], 'filters': 4}]
+    with pytest.raises(GenomeError, match='at least one stem'):
+        parse_genome(genome)
+    with pytest.raises(GenomeError) as info:
+        parse_genome({**small_graph(), 'depth': [1, 1, 0, 1]})
+    assert info.value.field == 'depth[2]'
+    with pytest.raises(GenomeError) as info:
+        parse_genome({**small_graph(), 'colour': 'red'})
+    assert 'colour' in str(info.value)
+    two_heads = small_graph()
+    two_heads['nodes'].append({'type': 'block', 'level': 3, 'inputs': [3], 'filters': 16})
+    with pytest.raises(GenomeError, match='share filters'):
+        parse_genome(two_heads)
+    # Same-level edges are legal (earlier ids already make them acyclic).
+    same_level = small_graph()
+    same_level['nodes'][3].update(level=0, spatial_stride=1)
+    assert parse_genome(same_level).nodes[3].level == 0
+
+
+def test_json_round_trip_through_a_genome_file(tmp_path):
+    normal = validate_genome(small_graph())
+    assert validate_genome(json.loads(json.dumps(normal))) == normal
+    assert [n['id'] for n in normal['nodes']] == list(range(5))
+    path = tmp_path / 'graph.json'
+    path.write_text(json.dumps({'family': 'assemblenet', 'name': 'g', 'genome': normal}))
+    arch = resolve_arch(str(path))
+    assert arch.genome == normal
+    assert input_spec_for(arch).streams == ('rgb', 'flow')
+
+
+def test_small_graph_forward_and_streams():
+    arch = resolve_arch({'family': 'assemblenet', 'genome': small_graph()})
+    model = build_model(arch, 5)
+    spec = input_spec_for(arch)
+    assert model(*example_inputs(spec, 2)).shape == (2, 5)
+    with pytest.raises(VasError, match='takes 2 input'):
+        model(torch.randn(1, 3, 4, 32, 32))
+
+
+def test_tiny_presets_two_stream_and_rgb_ablation():
+    tiny = resolve_arch('assemblenet_tiny')
+    ablation = resolve_arch('assemblenet_tiny_rgb')
+    assert input_spec_for(tiny).streams == ('rgb', 'flow')
+    assert input_spec_for(ablation).streams == ('rgb',)
+    assert ablation.genome == rgb_only(TINY_GENOME)
+    assert not any(n.get('modality') == 'flow' for n in ablation.genome['nodes'])
+    for arch in (tiny, ablation):
+        spec = input_spec_for(arch)
+        model = build_model(arch, 8)
+        assert model(*example_inputs(spec, 2)).shape == (2, 8)
+    assert count_params(build_model(ablation, 8)) < count_params(build_model(tiny, 8))
+
+
+def test_published_presets_forward_at_reduced_input():
+    counts = {}
+    for variant in (50, 101):
+        preset = resolve_arch(f'assemblenet{variant}')
+        assert input_spec_for(preset).streams == ('rgb', 'flow')
+        assert preset.genome['depth'] == ([3, 4, 6, 3] if variant == 50 else [3, 4, 23, 3])
+        genome = published_genome(variant, frames=4, size=64)
+        arch = resolve_arch({'family': 'assemblenet', 'genome': genome})
+        model = build_model(arch, 10).eval()
+        with torch.no_grad():
+            out = model(*example_inputs(input_spec_for(arch)))
+        assert out.shape == (1, 10)
+        counts[variant] = count_params(model)
+        # Parameters do not depend on the input size: the preset has the same count.
+        assert count_params(build_model(preset, 10)) == counts[variant]
+    # About a two-stream ResNet-50's worth for 50; 101 adds 17 level-2 modules per node
+    # (narrower at 192 filters) and halves the level-3 width.
+    assert 30e6 < counts[50] < 45e6
+    assert counts[101] - counts[50] > 10e6
+
+
+def test_published_edge_weights_initial_and_frozen():
+    genome = published_genome(50, frames=2, size=32, depth=[1, 1, 1, 1])
+    arch = resolve_arch({'family': 'assemblenet', 'genome': genome})
+    model = build_model(arch, 3)
+    weights = model.edge_weights()
+    assert weights[(0, 6)] == pytest.approx(0.138, abs=1e-5)
+    assert weights[(12, 14)] == pytest.approx(0.989, abs=1e-5)
+    assert weights[(1, 4)] == 1.0  # single input: no weight, as published
+    assert len(weights) == 30
+    assert all(isinstance(f.edge_logits, torch.nn.Parameter)
+               for f in model.fusions.values() if f.edge_logits is not None)
+    frozen = published_genome(50, frames=2, size=32, depth=[1, 1, 1, 1], freeze_edges=True)
+    frozen_model = build_model(resolve_arch({'family': 'assemblenet', 'genome': frozen}), 3)
+    names = {n for n, _ in frozen_model.named_parameters()}
+    assert not any('edge_logits' in n for n in names)
+    assert frozen_model.edge_weights() == pytest.approx(weights)
+    fresh = published_genome(50, frames=2, size=32, depth=[1, 1, 1, 1],
+                             published_weights=False)
+    assert all(n.get('edge_logits') is None for n in fresh['nodes'])
+
+
+def _train_step(model, spec):
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    logits = model(*example_inputs(spec, 2))
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    optimizer.step()
+
+
+def test_edge_weights_learn_in_the_full_model_and_stay_fixed_when_frozen():
+    torch.manual_seed(0)
+    genome = copy.deepcopy(TINY_GENOME)
+    arch = resolve_arch({'family': 'assemblenet', 'genome': genome})
+    spec = input_spec_for(arch)
+    model = build_model(arch, 2)
+    before = model.edge_weights()
+    _train_step(model, spec)
+    grads = [f.edge_logits.grad for f in model.fusions.values() if f.edge_logits is not None]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    after = model.edge_weights()
+    assert any(abs(after[e] - before[e]) > 1e-6 for e in before)
+
+    genome['freeze_edges'] = True
+    frozen = build_model(resolve_arch({'family': 'assemblenet', 'genome': genome}), 2)
+    before = frozen.edge_weights()
+    _train_step(frozen, spec)
+    assert frozen.edge_weights() == before
+    assert all(f.edge_logits.grad is None for f in frozen.fusions.values()
+               if f.edge_logits is not None)
+
+
+def test_two_stream_checkpoint_runs_from_rgb_frames_only(tmp_path):
+    from vas_ros.data.synth import CLASSES, render_clip
+    from vas_ros.data.transforms import clip_to_inputs
+    from vas_ros.models.checkpoint import save_checkpoint
+    from vas_ros.perception.engine import InferenceEngine
+
+    torch.manual_seed(1)
+    arch = resolve_arch('assemblenet_tiny')
+    spec = input_spec_for(arch)
+    model = build_model(arch, len(CLASSES)).eval()
+    path = save_checkpoint(tmp_path / 'tiny.safetensors', model, arch, CLASSES, spec)
+
+    frames = render_clip('rotate_cw', np.random.default_rng(3), size=96, frames=spec.frames)
+    engine = InferenceEngine(path, device='cpu')
+    prediction = engine.infer(frames, top_k=3)
+    assert prediction.label in CLASSES
+    assert prediction.latency_ms['flow'] > 0  # the engine computed flow from the RGB frames
+
+    inputs = clip_to_inputs(frames, spec)
+    assert set(inputs) == {'rgb', 'flow'}
+    assert inputs['flow'].shape == (2, spec.frames, spec.size, spec.size)
+    assert inputs['flow'].abs().max() > 0  # the clip moves, so the flow is not empty
+    with torch.no_grad():
+        probs = torch.softmax(model(*[inputs[s].unsqueeze(0) for s in spec.streams]), -1)[0]
+    assert prediction.score == pytest.approx(probs.max().item(), abs=1e-4)
