@@ -1,0 +1,145 @@
+"""The SQLite search store: round trip, refusals, and never corrupting what it holds."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vas_ros.errors import StoreError
+from vas_ros.search.store import SCHEMA_VERSION, CandidateRecord, SearchStore
+
+HEADER = {'family': 'tvn', 'data': '/data/a', 'budget_ms': 30.0, 'seed': 1,
+          'config': {'population': 4, 'tournament': 2, 'space': {'max_filters': 64}}}
+
+
+def test_round_trip_of_header_candidates_and_runs(tmp_path):
+    path = tmp_path / 's.db'
+    with SearchStore.open(path, HEADER) as store:
+        run_id = store.begin_run(['vas-ros', 'search'])
+        rec = store.insert(CandidateRecord(0, None, 'random', {'a': [1, 2]}, 'abc'))
+        store.update(rec, status='training', latency_ms=12.5, latency_p10_ms=12.0,
+                     latency_p90_ms=13.0, params=1000, macs=2000)
+        store.update(rec, status='done', accuracy=0.75, train_seconds=3.5, train_steps=10,
+                     next_genome={'a': [1]})
+        store.insert(CandidateRecord(1, 0, 'mutation', {'a': [3]}, 'def', status='rejected',
+                                     error='too slow', latency_ms=99.0))
+        store.touch_run(run_id, 'done')
+    with SearchStore.open(path) as store:  # read-only open needs no header
+        header = store.header()
+        records = store.candidates()
+        assert store.counts()['done'] == 1 and store.counts()['rejected'] == 1
+        assert store.runs()[0]['state'] == 'done'
+    assert header['schema_version'] == SCHEMA_VERSION
+    assert {k: header[k] for k in HEADER} == HEADER
+    first = records[0]
+    assert (first.status, first.accuracy, first.latency_ms, first.params, first.macs) == \
+        ('done', 0.75, 12.5, 1000, 2000)
+    assert first.genome == {'a': [1, 2]} and first.parent_genome == {'a': [1]}
+    assert records[1].parent_id == 0 and records[1].error == 'too slow'
+    assert first.created_at <= first.updated_at
+
+
+def test_refuses_a_store_of_another_family_or_other_settings(tmp_path):
+    path = tmp_path / 's.db'
+    with SearchStore.open(path, HEADER) as store:
+        store.insert(CandidateRecord(0, None, 'random', {'x': 1}, 'h0'))
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match='belongs to a tvn search, not evanet'):
+        SearchStore.open(path, {**HEADER, 'family': 'evanet'})
+    other = {**HEADER, 'budget_ms': 40.0,
+             'config': {**HEADER['config'], 'space': {'max_filters': 128}}}
+    with pytest.raises(StoreError) as info:
+        SearchStore.open(path, other)
+    message = str(info.value)
+    assert 'budget_ms: store has 30.0, now 40.0' in message
+    assert "config.space: store has {'max_filters': 64}" in message
+    with SearchStore.open(path, HEADER) as store:  # still intact and resumable
+        assert [r.genome for r in store.candidates()] == [{'x': 1}]
+    assert len(before) > 0
+
+
+def test_unusable_paths_are_clear_errors(tmp_path):
+    with pytest.raises(StoreError, match='does not exist'):
+        SearchStore.open(tmp_path / 'missing' / 's.db', HEADER)
+    with pytest.raises(StoreError, match='is a directory'):
+        SearchStore.open(tmp_path, HEADER)
+    junk = tmp_path / 'junk.db'
+    junk.write_bytes(b'this is not a database at all' * 100)
+    with pytest.raises(StoreError, match='cannot use as a search store'):
+        SearchStore.open(junk, HEADER)
+    assert junk.read_bytes() == b'this is not a database at all' * 100
+    foreign = tmp_path / 'foreign.db'
+    conn = sqlite3.connect(foreign)
+    conn.execute('CREATE TABLE meta (k TEXT)')
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match='not a vas-ros search store'):
+        SearchStore.open(foreign, HEADER)
+    conn = sqlite3.connect(foreign)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    conn.close()
+    assert tables == ['meta'], 'a foreign database must be left untouched'
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    if os.geteuid() == 0:  # root ignores permissions; procfs refuses new files even to root
+        folder = Path(f'/proc/{os.getpid()}')
+    else:
+        folder = tmp_path / 'ro'
+        folder.mkdir()
+        folder.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match='cannot write next to the store'):
+            SearchStore.open(folder / 's.db', HEADER)
+    finally:
+        if folder.is_relative_to(tmp_path):
+            folder.chmod(0o700)
+    assert not (folder / 's.db').exists()
+
+
+def test_read_only_store_file_is_refused_without_damage(tmp_path):
+    path = tmp_path / 's.db'
+    with SearchStore.open(path, HEADER) as store:
+        store.insert(CandidateRecord(0, None, 'random', {'x': 1}, 'h0'))
+    path.chmod(0o400)
+    try:
+        if os.geteuid() == 0:
+            pytest.skip('root ignores file permissions')
+        with pytest.raises(StoreError):
+            SearchStore.open(path, HEADER)
+    finally:
+        path.chmod(0o600)
+    with SearchStore.open(path) as store:
+        assert len(store.candidates()) == 1
+
+
+def test_two_searches_cannot_share_a_store(tmp_path):
+    path = tmp_path / 's.db'
+    with SearchStore.open(path, HEADER):
+        with pytest.raises(StoreError, match='in use by another running search'):
+            SearchStore.open(path, HEADER)
+    with SearchStore.open(path, HEADER):  # the lock went with the first
+        pass
+
+
+def test_a_failed_write_leaves_earlier_rows_intact(tmp_path):
+    path = tmp_path / 's.db'
+    with SearchStore.open(path, HEADER) as store:
+        store.insert(CandidateRecord(0, None, 'random', {'x': 1}, 'h0'))
+        with pytest.raises(StoreError, match='write failed'):
+            store.insert(CandidateRecord(0, None, 'random', {'x': 2}, 'h1'))  # same id
+        with pytest.raises(ValueError, match='unknown status'):
+            store.update(store.get(0), status='finished')
+        assert [r.genome for r in store.candidates()] == [{'x': 1}]
+        assert conn_integrity(path) == 'ok'
+
+
+def conn_integrity(path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute('PRAGMA integrity_check').fetchone()[0]
+    finally:
+        conn.close()

@@ -1,0 +1,64 @@
+"""The picture of a search: accuracy vs latency, the Pareto front and the budget line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def pareto_front(points: Iterable[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """(latency, accuracy, id) points no other point beats on both (faster AND at least as
+    accurate), sorted by latency."""
+    front: list[tuple[float, float, int]] = []
+    best_acc = float('-inf')
+    for lat, acc, cid in sorted(points, key=lambda p: (p[0], -p[1], p[2])):
+        if acc > best_acc:
+            front.append((lat, acc, cid))
+            best_acc = acc
+    return front
+
+
+def plot_pareto(records, budget_ms: float, path, *, best_id: int | None = None,
+                title: str = 'accuracy vs latency') -> Path:
+    """Trained candidates as dots, rejected ones as crosses on the floor, the front as a
+    step line, the budget as a vertical line, the best as a star. Written atomically."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    done = [r for r in records if r.status == 'done' and r.latency_ms is not None]
+    rejected = [r for r in records if r.status == 'rejected' and r.latency_ms is not None]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    if done:
+        ax.scatter([r.latency_ms for r in done], [r.accuracy for r in done], s=22,
+                   c=[r.id for r in done], cmap='viridis', label='trained (colour = order)',
+                   zorder=3)
+        front = pareto_front((r.latency_ms, r.accuracy, r.id) for r in done)
+        ax.step([p[0] for p in front], [p[1] for p in front], where='post', color='tab:red',
+                lw=1.5, label='Pareto front', zorder=2)
+    if rejected:
+        ax.scatter([r.latency_ms for r in rejected], [0.0] * len(rejected), marker='x',
+                   color='grey', s=22, label='rejected (over budget)', zorder=2)
+    best = next((r for r in done if r.id == best_id), None)
+    if best is not None:
+        ax.scatter([best.latency_ms], [best.accuracy], marker='*', s=220, color='gold',
+                   edgecolor='black', label=f'best (#{best.id})', zorder=4)
+    ax.axvline(budget_ms, color='black', ls='--', lw=1, label=f'budget {budget_ms:g} ms')
+    latencies = [r.latency_ms for r in done + rejected] + [budget_ms]
+    if max(latencies) / max(min(latencies), 1e-6) > 30:
+        ax.set_xscale('log')
+    ax.set_xlabel('latency per clip (ms, median, batch 1)')
+    ax.set_ylabel('validation top-1 after proxy training')
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='best')
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + '.tmp.png')
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

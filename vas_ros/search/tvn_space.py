@@ -1,0 +1,204 @@
+"""The Tiny Video Networks search space: random TVN genomes and their mutations.
+
+Ranges follow the published models (see `shared/reference/architectures.md`): 2-7 blocks;
+spatial kernels 1-5 and strides 1-4; temporal kernels 1-5 and strides 1-3; filters
+32-1024; expand 1-8; repeats 1-6; squeeze-excitation ratio 0 (off) or 0.05-1; context
+gating and skip on/off; 2-8 frames; 128-256 px; frame stride 1-7.
+
+Options (`configure(**options)`, `--space-option KEY=VALUE` on the CLI) shrink the space
+so a CPU search stays small: `max_filters`, `min_filters`, `sizes` ([min, max] pixels),
+`size_step`, `frames` ([min, max]), `frame_strides` ([min, max]), `blocks` ([min, max]),
+`max_expand`, `max_repeats`, `max_kernel`.
+
+Mutation picks one edit uniformly: change one field of one block, add a block, remove a
+block, or change frames / size / frame stride. Every genome returned has passed the tvn
+family's `validate` and (for mutations) differs from its parent; edits that produce an
+invalid genome are discarded and redrawn, all from the same `rng`, so a seed determines
+the sequence.
+"""
+
+from __future__ import annotations
+
+import random
+
+from vas_ros.errors import GenomeError, VasError
+from vas_ros.search.space import SearchSpace, genome_hash, register_space
+
+SPATIAL_TYPES = ('std', 'depth', 'maxpool', 'avgpool')
+TEMPORAL_TYPES = ('1d', 'maxpool', 'avgpool')
+FILTER_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+BLOCK_FIELDS = ('spatial_type', 'spatial_kernel', 'spatial_stride', 'temporal_type',
+                'temporal_kernel', 'temporal_stride', 'filters', 'expand', 'repeats',
+                'se_ratio', 'context_gating', 'skip')
+DEFAULTS = {
+    'min_filters': 32,
+    'max_filters': 1024,
+    'sizes': [128, 256],
+    'size_step': 16,
+    'frames': [2, 8],
+    'frame_strides': [1, 7],
+    'blocks': [2, 7],
+    'max_kernel': 5,
+    'max_spatial_stride': 4,
+    'max_temporal_stride': 3,
+    'max_expand': 8,
+    'max_repeats': 6,
+    'dropout': 0.5,
+}
+MAX_TRIES = 200
+
+
+def _pair(options: dict, key: str) -> tuple[int, int]:
+    value = options[key]
+    try:
+        low, high = (int(value[0]), int(value[1]))
+    except (TypeError, ValueError, IndexError):
+        raise VasError(f'tvn space option {key!r} must be [min, max], got {value!r}') from None
+    if low < 1 or high < low:
+        raise VasError(f'tvn space option {key!r} must satisfy 1 <= min <= max, got {value!r}')
+    return low, high
+
+
+class TVNSpace:
+    """Holds the checked options; `random_genome` and `mutate` draw only from `rng`."""
+
+    def __init__(self, **options):
+        unknown = set(options) - set(DEFAULTS)
+        if unknown:
+            raise VasError(f'unknown tvn space options {sorted(unknown)}; '
+                           f'known: {sorted(DEFAULTS)}')
+        self.options = {**DEFAULTS, **options}
+        o = self.options
+        for key in ('sizes', 'frames', 'frame_strides', 'blocks'):
+            o[key] = list(_pair(o, key))
+        for key in ('min_filters', 'max_filters', 'size_step', 'max_kernel',
+                    'max_spatial_stride', 'max_temporal_stride', 'max_expand', 'max_repeats'):
+            if int(o[key]) < 1:
+                raise VasError(f'tvn space option {key!r} must be >= 1, got {o[key]!r}')
+            o[key] = int(o[key])
+        o['min_filters'] = min(o['min_filters'], o['max_filters'])
+        lo, hi = o['min_filters'], o['max_filters']
+        self.filters = sorted({lo, hi, *(f for f in FILTER_GRID if lo <= f <= hi)})
+        smin, smax = o['sizes']
+        self.sizes = sorted({smin, smax, *range(smin, smax + 1, o['size_step'])})
+        from vas_ros.models.registry import get_family
+
+        self._validate = get_family('tvn').validate
+
+    # -- drawing -------------------------------------------------------------------------
+    def _block(self, rng: random.Random, size: int, frames: int) -> dict:
+        o = self.options
+        temporal = frames > 1
+        return {
+            'spatial_type': rng.choice(SPATIAL_TYPES),
+            'spatial_kernel': rng.randint(1, max(1, min(o['max_kernel'], size))),
+            'spatial_stride': rng.randint(1, max(1, min(o['max_spatial_stride'], size))),
+            'temporal_type': rng.choice(TEMPORAL_TYPES),
+            'temporal_kernel': rng.randint(1, min(o['max_kernel'], frames)) if temporal else 1,
+            'temporal_stride': (rng.randint(1, min(o['max_temporal_stride'], frames))
+                                if temporal else 1),
+            'filters': rng.choice(self.filters),
+            'expand': rng.randint(1, o['max_expand']),
+            'repeats': rng.randint(1, o['max_repeats']),
+            'se_ratio': self._se_ratio(rng),
+            'context_gating': rng.random() < 0.5,
+            'skip': rng.random() < 0.5,
+        }
+
+    @staticmethod
+    def _se_ratio(rng: random.Random) -> float:
+        return 0.0 if rng.random() < 0.5 else round(rng.uniform(0.05, 1.0), 3)
+
+    def _draw_genome(self, rng: random.Random) -> dict:
+        o = self.options
+        frames = rng.randint(*o['frames'])
+        size = rng.choice(self.sizes)
+        genome = {'frames': frames, 'size': size,
+                  'frame_stride': rng.randint(*o['frame_strides']),
+                  'dropout': o['dropout'], 'blocks': []}
+        for _ in range(rng.randint(*o['blocks'])):
+            block = self._block(rng, size, frames)
+            genome['blocks'].append(block)
+            size = -(-size // block['spatial_stride'])
+            frames = -(-frames // block['temporal_stride'])
+        return genome
+
+    def _check(self, genome: dict) -> dict | None:
+        try:
+            return self._validate(genome)
+        except GenomeError:
+            return None
+
+    def random_genome(self, rng: random.Random) -> dict:
+        for _ in range(MAX_TRIES):
+            genome = self._check(self._draw_genome(rng))
+            if genome is not None:
+                return genome
+        raise VasError(f'the tvn space {self.options} yielded no valid genome in {MAX_TRIES} '
+                       f'draws; widen it (sizes, max_kernel)')
+
+    # -- mutating ------------------------------------------------------------------------
+    def _edit(self, genome: dict, rng: random.Random) -> dict:
+        o = self.options
+        child = {**genome, 'blocks': [dict(b) for b in genome['blocks']]}
+        blocks = child['blocks']
+        edits = ['block_field', 'frames', 'size', 'frame_stride']
+        if len(blocks) < o['blocks'][1]:
+            edits.append('add_block')
+        if len(blocks) > o['blocks'][0]:
+            edits.append('remove_block')
+        edit = rng.choice(edits)
+        if edit == 'block_field':
+            block = rng.choice(blocks)
+            key = rng.choice(BLOCK_FIELDS)
+            block[key] = self._field_value(key, block[key], rng, child['frames'])
+        elif edit == 'add_block':
+            blocks.insert(rng.randint(0, len(blocks)),
+                          self._block(rng, child['size'], child['frames']))
+        elif edit == 'remove_block':
+            blocks.pop(rng.randrange(len(blocks)))
+        elif edit == 'frames':
+            child['frames'] = rng.randint(*o['frames'])
+        elif edit == 'size':
+            child['size'] = rng.choice(self.sizes)
+        else:
+            child['frame_stride'] = rng.randint(*o['frame_strides'])
+        return child
+
+    def _field_value(self, key: str, old, rng: random.Random, frames: int):
+        o = self.options
+        if key == 'spatial_type':
+            return rng.choice([t for t in SPATIAL_TYPES if t != old])
+        if key == 'temporal_type':
+            return rng.choice([t for t in TEMPORAL_TYPES if t != old])
+        if key in ('context_gating', 'skip'):
+            return not old
+        if key == 'se_ratio':
+            return self._se_ratio(rng)
+        if key == 'filters':
+            return rng.choice(self.filters)
+        high = {'spatial_kernel': o['max_kernel'], 'temporal_kernel': min(o['max_kernel'],
+                                                                          max(frames, 1)),
+                'spatial_stride': o['max_spatial_stride'],
+                'temporal_stride': o['max_temporal_stride'],
+                'expand': o['max_expand'], 'repeats': o['max_repeats']}[key]
+        return rng.randint(1, max(1, high))
+
+    def mutate(self, genome: dict, rng: random.Random) -> dict:
+        parent = genome_hash(genome)
+        for _ in range(MAX_TRIES):
+            child = self._check(self._edit(genome, rng))
+            if child is not None and genome_hash(child) != parent:
+                return child
+        raise VasError(f'no valid mutation of tvn genome {parent} in {MAX_TRIES} tries')
+
+
+def make_space(**options) -> SearchSpace:
+    impl = TVNSpace(**options)
+    return SearchSpace(family='tvn', random_genome=impl.random_genome, mutate=impl.mutate,
+                       configure=make_space, options=dict(impl.options),
+                       description='Tiny Video Networks: blocks of spatial/temporal '
+                                   'conv or pooling, squeeze-excitation, context gating')
+
+
+register_space(make_space())
