@@ -9,10 +9,11 @@ import numpy as np
 from vas_ros.errors import DataError
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm')
-# Encoder per container: all are written and read back by the PyAV/FFmpeg build here.
-_ENCODERS = {'.mp4': ('libx264', {'crf': '18', 'preset': 'medium'}),
-             '.mkv': ('libx264', {'crf': '18', 'preset': 'medium'}),
-             '.avi': ('mpeg4', {'qscale': '2'}),
+# Encoder per container; all are written and read back by PyAV and OpenCV here. FFmpeg's own
+# MPEG-4 Part 2 encoder at fixed quantiser 2 (global_quality = 2 * FF_QP2LAMBDA) gives the
+# same bytes on every run; libx264 through PyAV was seen to vary between runs.
+_MPEG4 = ('mpeg4', {'flags': '+qscale+bitexact', 'global_quality': '236'})
+_ENCODERS = {'.mp4': _MPEG4, '.mkv': _MPEG4, '.avi': _MPEG4,
              '.webm': ('libvpx-vp9', {'crf': '20', 'b': '0', 'deadline': 'good'})}
 
 
@@ -50,8 +51,10 @@ def write_video(path, frames, fps: float) -> Path:
             stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
             stream.options = dict(options)
             stream.thread_count = 1  # the same bytes on every machine
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
+            for index, frame in enumerate(frames):
+                picture = av.VideoFrame.from_ndarray(frame, format='rgb24')
+                picture.pts = index
+                container.mux(stream.encode(picture))
             container.mux(stream.encode())
         tmp.replace(path)
     except (av.FFmpegError, OSError) as exc:
