@@ -1,0 +1,274 @@
+"""Fast inference paths for any vas_ros model, chosen by name (CLI option, ROS parameter).
+
+`prepare_inference(model, spec, path)` returns a callable `runner(*inputs) -> logits`
+(float32 torch tensor) that leaves the caller's model untouched. Paths:
+
+- `eager`: the model as is, in eval mode under `torch.inference_mode`.
+- `channels_last`: BatchNorm folded into the preceding convolutions, weights and inputs
+  in channels-last memory (NHWC / NDHWC), which oneDNN convolutions prefer on x86.
+- `bf16`: `channels_last` run under bfloat16 autocast. Worth it only where the CPU has
+  native bf16 (AVX512-BF16 or AMX); refused elsewhere. Logits change at the ~1e-2 level.
+- `compile`: `torch.compile` (Inductor) with freezing, so weights are constants and
+  conv+BN+ReLU are fused; the first call compiles (tens of seconds on a small CPU).
+- `onnxruntime`: exported to ONNX and run by ONNX Runtime's CPU provider (fp32).
+- `int8`: the ONNX graph statically quantised by ONNX Runtime (QDQ, per-channel int8
+  weights, uint8 activations calibrated on a few clips), fast on CPUs with VNNI. Pass
+  real `calibration` clips for best accuracy; random clips are used otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import warnings
+from pathlib import Path
+
+from vas_ros.errors import VasError
+from vas_ros.models.spec import InputSpec
+
+PATHS = ('eager', 'channels_last', 'bf16', 'compile', 'int8', 'onnxruntime')
+CPU_ONLY_PATHS = ('int8', 'onnxruntime')
+
+
+def bf16_supported(device: str = 'cpu') -> bool:
+    """True when the device runs bfloat16 convolutions natively."""
+    import torch
+
+    if str(device).startswith('cuda'):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def available_paths(device: str = 'cpu') -> list[str]:
+    """Paths that can run on this machine and device."""
+    out = ['eager', 'channels_last']
+    if bf16_supported(device):
+        out.append('bf16')
+    out.append('compile')
+    if not str(device).startswith('cuda'):
+        out += ['int8', 'onnxruntime']
+    return out
+
+
+def fuse_conv_bn(model):
+    """Fold every BatchNorm that directly follows a conv inside an nn.Sequential (eval only)."""
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    pairs = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d),
+             (nn.Conv3d, nn.BatchNorm3d))
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for first, second in zip(names, names[1:]):
+            conv, bn = seq._modules[first], seq._modules[second]
+            if any(isinstance(conv, c) and isinstance(bn, b) for c, b in pairs) \
+                    and bn.track_running_stats and bn.running_mean is not None:
+                seq._modules[first] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[second] = nn.Identity()
+    return model
+
+
+def to_channels_last(model):
+    """Put 4D parameters/buffers in channels_last and 5D ones in channels_last_3d."""
+    import torch
+
+    def convert(t):
+        if t.dim() == 4:
+            return t.contiguous(memory_format=torch.channels_last)
+        if t.dim() == 5:
+            return t.contiguous(memory_format=torch.channels_last_3d)
+        return t
+
+    return model._apply(convert)
+
+
+def _channels_last_input(x):
+    import torch
+
+    if x.dim() == 5:
+        return x.contiguous(memory_format=torch.channels_last_3d)
+    if x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+class InferenceRunner:
+    """`runner(*inputs) -> logits`; holds whatever the path prepared (module, ORT session)."""
+
+    def __init__(self, path: str, device: str, forward, note: str = ''):
+        self.path = path
+        self.device = device
+        self._forward = forward
+        self.note = note
+
+    def __call__(self, *inputs):
+        import torch
+
+        with torch.inference_mode():
+            return self._forward(*inputs)
+
+    def __repr__(self):
+        return f'InferenceRunner(path={self.path!r}, device={self.device!r})'
+
+
+def _check_inputs(inputs, spec: InputSpec):
+    if len(inputs) != len(spec.streams):
+        raise VasError(f'model takes {len(spec.streams)} input(s) {list(spec.streams)}, '
+                       f'got {len(inputs)}')
+
+
+def prepare_inference(model, spec: InputSpec, path: str = 'eager', device: str = 'cpu', *,
+                      threads: int | None = None, calibration=None) -> InferenceRunner:
+    """A callable running `model` (never modified) on `device` the `path` way.
+
+    `threads` sets ONNX Runtime's intra-op threads (default: torch's current count).
+    `calibration`: iterable of input tuples (like the model's `*inputs`) for `int8`.
+    """
+    import torch
+
+    if path not in PATHS:
+        raise VasError(f'unknown inference path {path!r}; choose from {list(PATHS)}')
+    device = str(device)
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise VasError(f'device {device!r} requested but CUDA is not available here')
+    if path in CPU_ONLY_PATHS and device != 'cpu':
+        raise VasError(f'inference path {path!r} runs on the CPU only, not {device!r}')
+    if path == 'bf16' and not bf16_supported(device):
+        raise VasError(f'inference path "bf16" needs native bfloat16 (AVX512-BF16/AMX CPU '
+                       f'or a recent GPU); {device} has none, it would be slower than fp32')
+    model = copy.deepcopy(model).eval().to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    if path == 'eager':
+        def forward(*inputs):
+            _check_inputs(inputs, spec)
+            return model(*(x.to(device) for x in inputs)).float()
+        return InferenceRunner(path, device, forward)
+
+    if path in ('channels_last', 'bf16'):
+        model = to_channels_last(fuse_conv_bn(model))
+        device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+        use_bf16 = path == 'bf16'
+
+        def forward(*inputs):
+            _check_inputs(inputs, spec)
+            xs = [_channels_last_input(x.to(device)) for x in inputs]
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=use_bf16):
+                return model(*xs).float()
+        return InferenceRunner(path, device, forward)
+
+    if path == 'compile':
+        model = to_channels_last(model)
+        compiled = torch.compile(model, options={'freezing': True})
+
+        def forward(*inputs):
+            _check_inputs(inputs, spec)
+            return compiled(*(_channels_last_input(x.to(device)) for x in inputs)).float()
+        return InferenceRunner(path, device, forward, note='first call compiles')
+
+    return _onnxruntime_runner(model, spec, path, threads, calibration)
+
+
+# ---------------------------------------------------------------- ONNX Runtime
+
+
+def export_onnx(model, spec: InputSpec, out_path) -> Path:
+    """Export `model` (fp32, batch axis dynamic) with one named input per stream."""
+    import torch
+
+    from vas_ros.models.introspect import example_inputs
+
+    out_path = Path(out_path)
+    model = copy.deepcopy(model).eval().cpu()
+    names = list(spec.streams)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore')  # tracer and legacy-exporter deprecation chatter
+        try:
+            torch.onnx.export(model, example_inputs(spec), str(out_path), dynamo=False,
+                              input_names=names, output_names=['logits'], opset_version=17,
+                              dynamic_axes={n: {0: 'batch'} for n in [*names, 'logits']})
+        except Exception as exc:
+            raise VasError(f'ONNX export failed for this model: {exc}') from exc
+    return out_path
+
+
+class _CalibrationReader:
+    """Feeds calibration clips to ONNX Runtime's quantiser."""
+
+    def __init__(self, names, batches):
+        self._items = iter([{n: x.detach().cpu().float().numpy() for n, x in zip(names, b)}
+                            for b in batches])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def _onnxruntime_runner(model, spec, path, threads, calibration):
+    import onnxruntime as ort
+    import torch
+
+    from vas_ros.models.introspect import example_inputs
+
+    workdir = Path(tempfile.mkdtemp(prefix='vas_ros_onnx_'))
+    fp32 = export_onnx(model, spec, workdir / 'model.onnx')
+    model_file = fp32
+    if path == 'int8':
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        if calibration is None:
+            gen = torch.Generator().manual_seed(0)
+            calibration = [tuple(torch.randn(x.shape, generator=gen)
+                                 for x in example_inputs(spec)) for _ in range(8)]
+        prepped = workdir / 'model.pre.onnx'
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            try:
+                quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
+            except Exception:  # pre-processing is an optimisation only
+                prepped = fp32
+            model_file = workdir / 'model.int8.onnx'
+            quantize_static(str(prepped), str(model_file),
+                            _CalibrationReader(list(spec.streams), calibration),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=['Conv', 'MatMul', 'Gemm'],
+                            calibrate_method=CalibrationMethod.MinMax)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(model_file), options,
+                                   providers=['CPUExecutionProvider'])
+    names = [i.name for i in session.get_inputs()]
+
+    def forward(*inputs):
+        _check_inputs(inputs, spec)
+        feed = {n: x.detach().cpu().float().numpy() for n, x in zip(names, inputs)}
+        return torch.from_numpy(session.run(None, feed)[0])
+
+    runner = InferenceRunner(path, 'cpu', forward, note=str(model_file))
+    runner.session = session
+    return runner
+
+
+# ---------------------------------------------------------------- accuracy check
+
+
+def compare_logits(reference, candidate) -> dict:
+    """How far a path's logits are from eager fp32: max |diff|, relative diff, top-1 match."""
+    import torch
+
+    reference, candidate = reference.float().cpu(), candidate.float().cpu()
+    diff = (reference - candidate).abs().max().item()
+    scale = reference.abs().max().item() or 1.0
+    agree = (reference.argmax(1) == candidate.argmax(1)).float().mean().item()
+    return {'max_abs_diff': diff, 'rel_diff': diff / scale, 'top1_agree': agree,
+            'n': int(reference.shape[0]), 'finite': bool(torch.isfinite(candidate).all())}

@@ -1,0 +1,486 @@
+"""Tiny Video Networks (Piergiovanni et al., arXiv 1910.06961): genome, builder, presets.
+
+A TVN folds the clip's frames into the batch and runs mostly 2D layers on
+`[B*T, C, H, W]`, adding cheap temporal layers (a k x 1 conv or pooling over T) while
+more than one frame is left. Each block is: spatial layer (1x1 conv to F then a kxk
+standard or depthwise conv, or pooling), optional temporal layer, 1x1 expansion to F*E,
+optional squeeze-excitation and context gating, optional residual (only when T is
+unchanged, through a 1x1 projection), ReLU. A block repeats R times; only the first copy
+strides, and the temporal layer is used on copies 0, 2, 4, ... The head averages over
+T, H and W, applies dropout and a linear classifier.
+
+The genome is a JSON dict (see `TVNGenome`); validation walks the shapes through every
+block copy so that a bad genome is refused with the offending field named before any
+tensor is allocated. Padding is TensorFlow SAME, computed for the genome's own input
+size, so a model only accepts clips of exactly `frames x size x size`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+
+from vas_ros.errors import DataError, GenomeError
+from vas_ros.models.registry import Family, register_family
+from vas_ros.models.spec import InputSpec
+
+SPATIAL_TYPES = ('std', 'depth', 'maxpool', 'avgpool')
+TEMPORAL_TYPES = ('1d', 'maxpool', 'avgpool')
+
+# Inclusive ranges a genome may use; the search space samples inside them.
+LIMITS = {
+    'frames': (1, 64),
+    'size': (16, 512),
+    'frame_stride': (1, 16),
+    'blocks': (1, 12),
+    'spatial_kernel': (1, 7),
+    'spatial_stride': (1, 4),
+    'temporal_kernel': (1, 7),
+    'temporal_stride': (1, 4),
+    'filters': (1, 4096),
+    'expand': (1, 16),
+    'repeats': (1, 8),
+}
+
+
+def _integer(data: dict, key: str, where: str) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GenomeError(f'{where}{key}', f'must be an integer, got {value!r}')
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise GenomeError(f'{where}{key}', f'must be an integer, got {value!r}')
+        value = int(value)
+    low, high = LIMITS[key]
+    if value < low:
+        raise GenomeError(f'{where}{key}', f'must be >= {low}, got {value}')
+    if value > high:
+        raise GenomeError(f'{where}{key}', f'must be <= {high}, got {value}')
+    return value
+
+
+def _number(data: dict, key: str, where: str, low: float, high: float, *,
+            high_open: bool = False) -> float:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise GenomeError(f'{where}{key}', f'must be a number, got {value!r}')
+    if value < low or value > high or (high_open and value == high):
+        bracket = ')' if high_open else ']'
+        raise GenomeError(f'{where}{key}', f'must be in [{low}, {high}{bracket}, got {value}')
+    return float(value)
+
+
+def _flag(data: dict, key: str, where: str) -> bool:
+    value = data[key]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    raise GenomeError(f'{where}{key}', f'must be true/false (or 0/1), got {value!r}')
+
+
+def _choice(data: dict, key: str, where: str, options: tuple[str, ...]) -> str:
+    value = data[key]
+    if value not in options:
+        raise GenomeError(f'{where}{key}', f'must be one of {list(options)}, got {value!r}')
+    return value
+
+
+def _check_keys(data, where: str, cls) -> None:
+    if not isinstance(data, dict):
+        raise GenomeError(where.rstrip('.') or 'genome',
+                          f'must be a JSON object, got {type(data).__name__}')
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise GenomeError(f'{where}{unknown[0]}', f'unknown field; known: {names}')
+    required = [f.name for f in fields(cls) if f.metadata.get('required')]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise GenomeError(f'{where}{missing[0]}', 'is required')
+
+
+def _required():
+    return field(metadata={'required': True})
+
+
+@dataclass(kw_only=True)
+class TVNBlock:
+    """One block (repeated `repeats` times); field names are the genome's JSON keys."""
+
+    spatial_type: str = _required()
+    spatial_kernel: int = 3
+    spatial_stride: int = 1
+    temporal_type: str = 'maxpool'
+    temporal_kernel: int = 1
+    temporal_stride: int = 1
+    filters: int = _required()
+    expand: int = 1
+    repeats: int = 1
+    se_ratio: float = 0.0
+    context_gating: bool = False
+    skip: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = 'block.') -> TVNBlock:
+        """Type- and range-checked block; `where` prefixes field names in errors."""
+        _check_keys(data, where, cls)
+        data = {**{f.name: f.default for f in fields(cls) if not f.metadata}, **data}
+        return cls(
+            spatial_type=_choice(data, 'spatial_type', where, SPATIAL_TYPES),
+            spatial_kernel=_integer(data, 'spatial_kernel', where),
+            spatial_stride=_integer(data, 'spatial_stride', where),
+            temporal_type=_choice(data, 'temporal_type', where, TEMPORAL_TYPES),
+            temporal_kernel=_integer(data, 'temporal_kernel', where),
+            temporal_stride=_integer(data, 'temporal_stride', where),
+            filters=_integer(data, 'filters', where),
+            expand=_integer(data, 'expand', where),
+            repeats=_integer(data, 'repeats', where),
+            se_ratio=_number(data, 'se_ratio', where, 0.0, 1.0),
+            context_gating=_flag(data, 'context_gating', where),
+            skip=_flag(data, 'skip', where),
+        )
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def expanded(self) -> int:
+        return self.filters * self.expand
+
+    @property
+    def se_channels(self) -> int:
+        """Width of the squeeze-excitation bottleneck (0 when SE is off)."""
+        return max(int(self.expanded * self.se_ratio), 8) if self.se_ratio > 0 else 0
+
+
+@dataclass(frozen=True)
+class BlockStep:
+    """One copy of one block with the shapes entering and leaving it (C, T, H, W)."""
+
+    block: int
+    copy: int
+    spatial_stride: int
+    temporal_stride: int
+    use_temporal: bool
+    residual: bool
+    shape_in: tuple[int, int, int, int]
+    shape_mid: tuple[int, int, int, int]  # after the spatial layer
+    shape_out: tuple[int, int, int, int]
+
+
+@dataclass(kw_only=True)
+class TVNGenome:
+    """A whole TVN: clip sampling (frames, size, frame_stride), blocks and head dropout."""
+
+    frames: int = _required()
+    size: int = _required()
+    frame_stride: int = 1
+    dropout: float = 0.5
+    blocks: list[TVNBlock] = _required()
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TVNGenome:
+        """Parse and fully validate (types, ranges, and shapes through every block)."""
+        _check_keys(data, '', cls)
+        blocks = data['blocks']
+        if not isinstance(blocks, list):
+            raise GenomeError('blocks', f'must be a list of blocks, got {type(blocks).__name__}')
+        low, high = LIMITS['blocks']
+        if not low <= len(blocks) <= high:
+            raise GenomeError('blocks', f'must hold {low} to {high} blocks, got {len(blocks)}')
+        data = {'frame_stride': 1, 'dropout': 0.5, **data}
+        genome = cls(
+            frames=_integer(data, 'frames', ''),
+            size=_integer(data, 'size', ''),
+            frame_stride=_integer(data, 'frame_stride', ''),
+            dropout=_number(data, 'dropout', '', 0.0, 1.0, high_open=True),
+            blocks=[TVNBlock.from_dict(b, f'blocks[{i}].') for i, b in enumerate(blocks)],
+        )
+        genome.plan()
+        return genome
+
+    @classmethod
+    def from_json(cls, text: str) -> TVNGenome:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GenomeError('genome', f'not valid JSON ({exc})') from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict:
+        return {'frames': self.frames, 'size': self.size, 'frame_stride': self.frame_stride,
+                'dropout': self.dropout, 'blocks': [b.to_dict() for b in self.blocks]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def plan(self) -> list[BlockStep]:
+        """Shapes through every block copy; raises GenomeError where the clip runs out."""
+        steps = []
+        c, t, h, w = 3, self.frames, self.size, self.size
+        for i, block in enumerate(self.blocks):
+            for copy in range(block.repeats):
+                step = _plan_copy(i, copy, block, (c, t, h, w))
+                steps.append(step)
+                c, t, h, w = step.shape_out
+        return steps
+
+
+def _plan_copy(i: int, copy: int, block: TVNBlock, shape_in) -> BlockStep:
+    c, t, h, w = shape_in
+    where = f'blocks[{i}].'
+    at = f' (copy {copy + 1} of {block.repeats})' if copy else ''
+    s_stride = block.spatial_stride if copy == 0 else 1
+    t_stride = block.temporal_stride if copy == 0 else 1
+    k = block.spatial_kernel
+    if k > min(h, w):
+        raise GenomeError(f'{where}spatial_kernel',
+                          f'kernel {k} is larger than the {h}x{w} feature map entering this '
+                          f'block{at}: the resolution has vanished')
+    if s_stride > min(h, w):
+        raise GenomeError(f'{where}spatial_stride',
+                          f'stride {s_stride} is larger than the {h}x{w} feature map entering '
+                          f'this block{at}: the resolution would vanish')
+    conv = block.spatial_type in ('std', 'depth') and k > 1
+    mid = (block.filters if conv else c, t, -(-h // s_stride), -(-w // s_stride))
+    use_temporal = copy % 2 == 0 and t > 1
+    t_out = t
+    if use_temporal:
+        if block.temporal_type == '1d' and block.temporal_kernel > t:
+            raise GenomeError(f'{where}temporal_kernel',
+                              f'temporal conv kernel {block.temporal_kernel} is longer than '
+                              f'the {t} frames left at this block{at}')
+        t_out = -(-t // t_stride)
+    out = (block.expanded, t_out, mid[2], mid[3])
+    return BlockStep(block=i, copy=copy, spatial_stride=s_stride,
+                     temporal_stride=t_stride if use_temporal else 1,
+                     use_temporal=use_temporal, residual=block.skip and t_out == t,
+                     shape_in=(c, t, h, w), shape_mid=mid,
+                     shape_out=out)
+
+
+def _to_genome(genome) -> TVNGenome:
+    return genome if isinstance(genome, TVNGenome) else TVNGenome.from_dict(genome)
+
+
+# ---------------------------------------------------------------- builder
+
+
+def _build_modules():
+    """Torch modules, defined lazily so that importing the family (CLI, registry) is cheap."""
+    import torch
+    from torch import nn
+
+    from vas_ros.models.layers.common import (
+        ContextGating,
+        ConvBNAct,
+        Pool2dSame,
+        SqueezeExcite,
+    )
+
+    class TemporalLayer(nn.Module):
+        """A (k x 1) conv or pool over T, run on folded frames [B*T, C, H, W].
+
+        The folded tensor is viewed as [B, C, T, H*W] so the op is an ordinary 2D one;
+        with channels-last memory both views are free.
+        """
+
+        def __init__(self, op: nn.Module, frames_in: int):
+            super().__init__()
+            self.op = op
+            self.frames_in = frames_in
+
+        def forward(self, x):
+            n, c, h, w = x.shape
+            b = n // self.frames_in
+            y = self.op(x.reshape(b, self.frames_in, c, h * w).permute(0, 2, 1, 3))
+            return y.permute(0, 2, 1, 3).reshape(b * y.shape[2], y.shape[1], h, w)
+
+    class TinyBlock(nn.Module):
+        """One copy of a TVN block, built from its planned shapes."""
+
+        def __init__(self, block: TVNBlock, step: BlockStep):
+            super().__init__()
+            c, t, h, w = step.shape_in
+            f, k, s = block.filters, block.spatial_kernel, step.spatial_stride
+            if block.spatial_type in ('std', 'depth') and k > 1:
+                groups = f if block.spatial_type == 'depth' else 1
+                self.spatial = nn.Sequential(
+                    ConvBNAct(c, f, 1),
+                    ConvBNAct(f, f, k, s, in_hw=(h, w), groups=groups))
+            elif k > 1 or s > 1:  # pooling; kernel 1 with a stride subsamples
+                kind = 'avg' if block.spatial_type == 'avgpool' else 'max'
+                self.spatial = Pool2dSame(kind, k, s, (h, w))
+            else:
+                self.spatial = nn.Identity()
+            c_mid, _, h2, w2 = step.shape_mid
+            self.temporal = nn.Identity()
+            tk, ts = block.temporal_kernel, step.temporal_stride
+            if step.use_temporal and (tk > 1 or ts > 1):
+                if block.temporal_type == '1d' and tk > 1:
+                    op = ConvBNAct(c_mid, f, (tk, 1), (ts, 1), in_hw=(t, h2 * w2))
+                else:
+                    kind = 'avg' if block.temporal_type == 'avgpool' else 'max'
+                    op = Pool2dSame(kind, (tk, 1), (ts, 1), (t, h2 * w2))
+                self.temporal = TemporalLayer(op, t)
+            c_t = step.shape_out[1]
+            width = block.expanded
+            self.expand = ConvBNAct(self._channels_after_temporal(block, step), width, 1,
+                                    act=False)
+            self.squeeze = (SqueezeExcite(width, block.se_channels, c_t)
+                            if block.se_ratio > 0 else nn.Identity())
+            self.gating = ContextGating(width, c_t) if block.context_gating else nn.Identity()
+            self.shortcut = (ConvBNAct(c, width, 1, s, act=False) if step.residual else None)
+
+        @staticmethod
+        def _channels_after_temporal(block: TVNBlock, step: BlockStep) -> int:
+            if step.use_temporal and block.temporal_type == '1d' and block.temporal_kernel > 1:
+                return block.filters
+            return step.shape_mid[0]
+
+        def forward(self, x):
+            y = self.gating(self.squeeze(self.expand(self.temporal(self.spatial(x)))))
+            if self.shortcut is not None:
+                y = y + self.shortcut(x)
+            return torch.relu(y)
+
+    class TinyVideoNet(nn.Module):
+        """A TVN for clips [B, 3, frames, size, size] -> logits [B, num_classes]."""
+
+        def __init__(self, genome: TVNGenome, num_classes: int):
+            super().__init__()
+            steps = genome.plan()
+            self.frames, self.size = genome.frames, genome.size
+            self.blocks = nn.Sequential(*[TinyBlock(genome.blocks[st.block], st)
+                                          for st in steps])
+            channels, self.frames_out = steps[-1].shape_out[:2]
+            self.dropout = nn.Dropout(genome.dropout)
+            self.classifier = nn.Linear(channels, num_classes)
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+            nn.init.normal_(self.classifier.weight, std=0.01)
+            nn.init.zeros_(self.classifier.bias)
+
+        def forward(self, rgb):
+            expected = (3, self.frames, self.size, self.size)
+            if rgb.dim() != 5 or tuple(rgb.shape[1:]) != expected:
+                raise DataError(f'TVN input must be [B, {", ".join(map(str, expected))}] '
+                                f'(rgb clip), got {list(rgb.shape)}')
+            b = rgb.shape[0]
+            # [B, C, T, H, W] -> frames folded into the batch; free for channels-last-3d input.
+            x = rgb.permute(0, 2, 1, 3, 4).reshape(b * self.frames, 3, self.size, self.size)
+            x = self.blocks(x)
+            x = x.reshape(b, self.frames_out, x.shape[1], -1).mean(dim=(1, 3))
+            return self.classifier(self.dropout(x))
+
+    return TinyVideoNet
+
+
+_MODEL_CLASS = None
+
+
+def build_tvn(genome, num_classes: int):
+    """Random-initialised TinyVideoNet for a genome dict or TVNGenome."""
+    global _MODEL_CLASS
+    genome = _to_genome(genome)
+    if _MODEL_CLASS is None:
+        _MODEL_CLASS = _build_modules()
+    return _MODEL_CLASS(genome, int(num_classes))
+
+
+def validate_genome(genome) -> dict:
+    """Normalised genome dict (defaults filled in) or GenomeError naming the field."""
+    return _to_genome(genome).to_dict()
+
+
+def tvn_input_spec(genome) -> InputSpec:
+    g = _to_genome(genome)
+    return InputSpec(frames=g.frames, size=g.size, frame_stride=g.frame_stride,
+                     streams=('rgb',))
+
+
+# ---------------------------------------------------------------- presets
+
+_BLOCK_KEYS = ('spatial_type', 'spatial_kernel', 'spatial_stride', 'temporal_type',
+               'temporal_kernel', 'temporal_stride', 'filters', 'expand', 'repeats',
+               'se_ratio', 'context_gating', 'skip')
+
+
+def _preset(frames: int, size: int, frame_stride: int, rows: str, dropout: float = 0.5):
+    """Genome from table rows 'sp k s | tp k s | F | E | R | SE | CG | skip'."""
+    blocks = []
+    for row in rows.strip().splitlines():
+        cells = [c.split() for c in row.split('|')]
+        (sp, sk, ss), (tp, tk, ts) = cells[0], cells[1]
+        (f,), (e,), (r,), (se,), (cg,), (skip,) = cells[2:]
+        values = (sp, int(sk), int(ss), tp, int(tk), int(ts), int(f), int(e), int(r),
+                  float(se), bool(int(cg)), bool(int(skip)))
+        blocks.append(dict(zip(_BLOCK_KEYS, values)))
+    return {'frames': frames, 'size': size, 'frame_stride': frame_stride,
+            'dropout': dropout, 'blocks': blocks}
+
+
+# Transcribed from the published tables (arXiv 1910.06961 / the authors' released code).
+PRESETS = {
+    'tvn1': _preset(2, 224, 4, """
+        std 4 2     | maxpool 2 2 | 64  | 4 | 2 | 0     | 1 | 0
+        maxpool 3 2 | 1d 1 1      | 128 | 4 | 1 | 0.907 | 0 | 0
+        depth 5 3   | avgpool 1 1 | 128 | 4 | 2 | 0     | 1 | 1
+        std 3 2     | avgpool 1 1 | 256 | 8 | 2 | 0.727 | 1 | 0
+    """),
+    'tvn2': _preset(2, 256, 7, """
+        depth 5 3   | 1d 2 1      | 64   | 4 | 3 | 0.067 | 1 | 1
+        std 4 2     | maxpool 2 2 | 128  | 4 | 5 | 0.693 | 1 | 1
+        depth 4 1   | 1d 1 1      | 1024 | 1 | 6 | 0     | 0 | 0
+        avgpool 3 2 | 1d 1 1      | 256  | 4 | 1 | 0     | 1 | 0
+        avgpool 4 3 | 1d 1 1      | 512  | 4 | 6 | 0.947 | 0 | 0
+        depth 3 3   | maxpool 1 1 | 512  | 4 | 4 | 0     | 0 | 0
+        maxpool 2 1 | maxpool 1 1 | 348  | 6 | 1 | 0     | 1 | 0
+    """),
+    'tvn3': _preset(8, 160, 2, """
+        depth 3 2 | 1d 5 2      | 64  | 3 | 2 | 0.646 | 1 | 0
+        depth 3 2 | 1d 1 1      | 256 | 5 | 4 | 0.906 | 0 | 1
+        depth 5 4 | maxpool 3 2 | 256 | 2 | 4 | 0     | 0 | 1
+        std 3 2   | maxpool 3 3 | 512 | 5 | 4 | 0     | 1 | 0
+    """),
+    'tvn4': _preset(8, 128, 4, """
+        std 5 2   | 1d 3 2      | 64  | 4 | 5 | 0.478 | 0 | 1
+        depth 5 2 | maxpool 2 2 | 256 | 6 | 4 | 0     | 1 | 0
+        depth 5 3 | 1d 1 1      | 256 | 8 | 4 | 0.253 | 1 | 0
+    """),
+    # Small, CPU-trainable: temporal convs early (where motion is still visible at 32 px).
+    'tvn_tiny': _preset(8, 64, 2, """
+        std 3 2   | 1d 3 1      | 16 | 2 | 1 | 0    | 0 | 0
+        std 3 2   | 1d 3 2      | 32 | 2 | 1 | 0.25 | 1 | 0
+        depth 3 2 | 1d 3 2      | 64 | 2 | 2 | 0    | 1 | 1
+        std 3 2   | maxpool 2 2 | 96 | 2 | 1 | 0    | 0 | 0
+    """, dropout=0.2),
+    'tvn_small': _preset(8, 112, 2, """
+        std 3 2   | 1d 3 1      | 24  | 2 | 1 | 0    | 0 | 0
+        std 3 2   | 1d 3 2      | 48  | 2 | 2 | 0.25 | 1 | 1
+        depth 3 2 | 1d 3 2      | 96  | 3 | 2 | 0.25 | 1 | 1
+        depth 3 2 | maxpool 2 2 | 128 | 4 | 2 | 0    | 1 | 1
+        std 3 2   | avgpool 1 1 | 192 | 4 | 1 | 0    | 1 | 0
+    """, dropout=0.3),
+}
+
+DESCRIPTIONS = {
+    'tvn1': 'TVN-1 (published): 2 frames x 224 px, 4 blocks; paper: 37 ms CPU per clip',
+    'tvn2': 'TVN-2 (published): 2 frames x 256 px, 7 blocks',
+    'tvn3': 'TVN-3 (published): 8 frames x 160 px, 4 blocks',
+    'tvn4': 'TVN-4 (published): 8 frames x 128 px, 3 blocks',
+    'tvn_tiny': 'small TVN, 8 frames x 64 px: trains in minutes on a CPU (tests, demos)',
+    'tvn_small': 'mid-size TVN, 8 frames x 112 px: a robot-sized model between tiny and TVN-4',
+}
+
+register_family(Family(
+    name='tvn',
+    validate=validate_genome,
+    input_spec=tvn_input_spec,
+    build=build_tvn,
+    presets=PRESETS,
+    descriptions=DESCRIPTIONS,
+))
