@@ -118,9 +118,12 @@ def list_classes(source) -> list[str]:
         train = [p for p in splits if p.name == 'train']
         names = sorted({c for d in (train or splits) for c in _class_dirs(d)})
     else:
-        records, _ = _all_records(kind, source)
+        records, bad = _all_records(kind, source)
         train = [r.label for r in records if r.split == 'train']
         names = sorted(set(train or [r.label for r in records]))
+        if not names and bad:
+            raise DataError(f'{source}: no usable rows to take classes from ({len(bad)} bad; '
+                            f'first: {bad[0][1]})')
     if not names:
         raise DataError(f'{source}: no classes found')
     return names
