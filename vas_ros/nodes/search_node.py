@@ -43,12 +43,14 @@ PARAMETERS = {
     'data': ('', 'training data for the search (a vas-ros data set root)'),
     'latency_budget_ms': (50.0, 'per-clip latency budget measured on this machine'),
     'population': (8, 'candidates per round'),
-    'rounds': (3, 'evolution rounds'),
+    'rounds': (16, 'children evaluated after the initial population'),
     'time_budget_s': (0.0, 'stop after this many seconds; 0 = no limit'),
     'device': ('cpu', 'device the candidates are trained and timed on'),
     'output_dir': ('~/.vas_ros/search', 'store, progress, log and results of the search'),
     'deploy_node': ('activity_recognizer', "recogniser to deploy the best model to; '' = none"),
     'proxy_steps': (0, 'training steps per candidate; 0 = the search default'),
+    'final_steps': (0, 'cap on training the best candidate; 0 = the search default'),
+    'latency_repeats': (0, 'timed forward passes per candidate; 0 = the search default'),
     'seed': (0, 'random seed'),
     'resume_on_start': (True, 'resume a search this node was running when it stopped'),
 }
@@ -143,12 +145,13 @@ class SearchNode(Node):
             return f'latency_budget_ms must be > 0, got {self._param("latency_budget_ms")}'
         if int(self._param('population')) < 2:
             return f'population must be >= 2, got {self._param("population")}'
-        if int(self._param('rounds')) < 1:
-            return f'rounds must be >= 1, got {self._param("rounds")}'
+        if int(self._param('rounds')) < 0:
+            return f'rounds must be >= 0, got {self._param("rounds")}'
         if float(self._param('time_budget_s')) < 0:
             return f'time_budget_s must be >= 0, got {self._param("time_budget_s")}'
-        if int(self._param('proxy_steps')) < 0:
-            return f'proxy_steps must be >= 0, got {self._param("proxy_steps")}'
+        for name in ('proxy_steps', 'final_steps', 'latency_repeats'):
+            if int(self._param(name)) < 0:
+                return f'{name} must be >= 0, got {self._param(name)}'
         try:
             self._dir().mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -169,8 +172,9 @@ class SearchNode(Node):
                '--progress-jsonl', str(out / 'progress.jsonl')]
         if float(self._param('time_budget_s')) > 0:
             cmd += ['--time-budget-s', str(float(self._param('time_budget_s')))]
-        if int(self._param('proxy_steps')) > 0:
-            cmd += ['--proxy-steps', str(int(self._param('proxy_steps')))]
+        for name in ('proxy_steps', 'final_steps', 'latency_repeats'):
+            if int(self._param(name)) > 0:
+                cmd += ['--' + name.replace('_', '-'), str(int(self._param(name)))]
         return cmd
 
     def start_search(self, resumed: bool = False) -> tuple[bool, str]:
