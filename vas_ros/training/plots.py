@@ -1,0 +1,90 @@
+"""Training curves and confusion matrices as PNG files (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> Path:
+    """Write the PNG through a temp file so a reader never sees half an image."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp.png')
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def plot_curves(history: list[dict], path, title: str = '') -> Path:
+    """Loss (train, val) and accuracy (train, val top-1, chance) per epoch."""
+    plt = _figure()
+    epochs = [h['epoch'] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h.get('train_loss') for h in history], 'o-', label='train')
+    ax_loss.plot(epochs, [h.get('val_loss') for h in history], 's-', label='val')
+    ax_loss.set_xlabel('epoch')
+    ax_loss.set_ylabel('cross-entropy')
+    ax_loss.set_title('loss')
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend()
+    ax_acc.plot(epochs, [h.get('train_top1') for h in history], 'o-', label='train top-1')
+    ax_acc.plot(epochs, [h.get('val_top1') for h in history], 's-', label='val top-1')
+    chance = history[-1].get('chance') if history else None
+    if chance:
+        ax_acc.axhline(chance, color='grey', linestyle='--', label=f'chance {chance:.3f}')
+    ax_acc.set_ylim(0, 1.02)
+    ax_acc.set_xlabel('epoch')
+    ax_acc.set_ylabel('accuracy')
+    ax_acc.set_title('accuracy')
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], path,
+                   title: str = '') -> Path:
+    """Rows: true class, columns: predicted class, counts written in each cell."""
+    plt = _figure()
+    size = max(4.0, 0.6 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(confusion, cmap='Blues')
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right')
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true')
+    peak = max((max(row) for row in confusion), default=0) or 1
+    for i, row in enumerate(confusion):
+        for j, count in enumerate(row):
+            if count:
+                ax.text(j, i, str(count), ha='center', va='center',
+                        color='white' if count > peak / 2 else 'black', fontsize=8)
+    fig.colorbar(image, ax=ax)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
