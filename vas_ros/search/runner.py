@@ -252,11 +252,13 @@ class Progress:
         if engine is not None and engine.best is not None:
             self.bar.set_postfix(best=f'{engine.best.accuracy:.3f}',
                                  ms=f'{engine.best.latency_ms:.1f}', rejected=engine.rejected)
-        if kind in ('done', 'failed', 'rejected'):
-            what = {'done': f'candidate {rec.id} done: accuracy {rec.accuracy:.3f}',
-                    'failed': f'candidate {rec.id} failed: {(rec.error or "")[:200]}',
-                    'rejected': f'candidate {rec.id} rejected: {rec.error}'}[kind]
-            self.emit('running', what)
+        if kind == 'done':
+            self.emit('running', f'candidate {rec.id} done: accuracy {rec.accuracy:.3f}, '
+                                 f'{rec.latency_ms:.1f} ms')
+        elif kind == 'failed':
+            self.emit('running', f'candidate {rec.id} failed: {(rec.error or "")[:200]}')
+        elif kind == 'rejected':
+            self.emit('running', f'candidate {rec.id} rejected: {rec.error}')
 
     def close(self) -> None:
         self.bar.close()
