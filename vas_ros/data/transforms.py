@@ -54,6 +54,24 @@ def random_crop_box(height: int, width: int, rng: np.random.Generator) -> tuple[
     return top, left, crop_h, crop_w
 
 
+def _normalise_rgb(frames: np.ndarray, spec, train: bool, rng) -> np.ndarray:
+    """float32 [3, T, H, W] = (x/255 - mean) / std, through a 256-entry table per channel
+    (one pass over the clip; training folds the brightness/contrast jitter into the table)."""
+    values = np.arange(256, dtype=np.float32) / 255.0
+    if train:
+        contrast = rng.uniform(1 - JITTER, 1 + JITTER)
+        brightness = rng.uniform(-JITTER, JITTER) / 2
+        level = float(frames.mean()) / 255.0
+        values = np.clip((values - level) * contrast + level + brightness, 0.0, 1.0)
+    mean = np.asarray(spec.mean, np.float32)[:, None]
+    std = np.asarray(spec.std, np.float32)[:, None]
+    table = ((values[None, :] - mean) / std).astype(np.float32)
+    out = np.empty((3,) + frames.shape[:3], np.float32)
+    for channel in range(3):
+        np.take(table[channel], frames[..., channel], out=out[channel])
+    return out
+
+
 def clip_to_inputs(frames_uint8_rgb, spec, *, train: bool = False,
                    rng: np.random.Generator | None = None) -> dict:
     """Model inputs {stream: float32 tensor [C, T, H, W]} for one clip (no batch axis).
@@ -73,13 +91,7 @@ def clip_to_inputs(frames_uint8_rgb, spec, *, train: bool = False,
     frames = resize_frames(np.ascontiguousarray(frames), spec.size)
     inputs = {}
     if 'rgb' in spec.streams:
-        rgb = frames.astype(np.float32) / 255.0
-        if train:
-            contrast = rng.uniform(1 - JITTER, 1 + JITTER)
-            brightness = rng.uniform(-JITTER, JITTER) / 2
-            rgb = np.clip((rgb - rgb.mean()) * contrast + rgb.mean() + brightness, 0, 1)
-        rgb = (rgb - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-        inputs['rgb'] = torch.from_numpy(np.ascontiguousarray(rgb.transpose(3, 0, 1, 2)))
+        inputs['rgb'] = torch.from_numpy(_normalise_rgb(frames, spec, train, rng))
     if 'flow' in spec.streams:
         flow = normalise_flow(compute_flow(frames, spec.flow_method), spec.flow_scale)
         inputs['flow'] = torch.from_numpy(np.ascontiguousarray(flow.transpose(3, 0, 1, 2)))
