@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -119,7 +120,6 @@ def _image_msg(types, frame, encoding, pad, stamp_ns):
 
 
 def _write_bag(path, frames, storage, encoding='rgb8', pad=0, fps=10.0, extra_topic=True):
-    import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -177,6 +177,12 @@ def test_rosbag_dataset_from_labelled_spans(tmp_path, storage):
     moved.write_text((bag / 'labels.csv').read_text())
     source = RosbagSource(bag, moved, topic='/camera/image_raw')
     assert len(open_dataset(source, 'val', SPEC)) == 1
+    # and a clip-list CSV row may point at the bag, next to ordinary videos
+    clip_list = tmp_path / 'mixed.csv'
+    clip_list.write_text('path,label,split,start_s,end_s,topic\n'
+                         f'{bag.name},move_up,train,1.0,2.0,/camera/image_raw\n')
+    mixed = open_dataset(clip_list, 'train', SPEC)
+    assert mixed.records[0].kind == 'bag' and np.array_equal(mixed.frames(0), up)
 
 
 @pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8'])
@@ -213,3 +219,19 @@ def test_cache_hit_and_invalidation(tmp_path, synth_root):
     write_video(target, render_clip('grow', clip_rng(9, 'z', 'grow', 0), size=32, frames=6), 10)
     fresh = open_dataset(copy, 'train', SPEC, cache_dir=cache)
     assert fresh.frames(0).shape[0] == 6 and fresh.cache.misses == 1
+
+
+def test_every_container_extension_is_read(tmp_path):
+    clip = render_clip('rotate_cw', clip_rng(6, 'ext', 'rotate_cw', 0), size=32, frames=6)
+    for ext in ('.mp4', '.avi', '.mkv', '.webm'):
+        write_video(tmp_path / 'ds' / 'train' / 'rotate_cw' / f'clip{ext}', clip, 12)
+    (tmp_path / 'ds' / 'train' / 'rotate_cw' / 'notes.txt').write_text('ignored')
+    data = open_dataset(tmp_path / 'ds', 'train', InputSpec(frames=6, size=32))
+    assert sorted(r.path.suffix for r in data.records) == ['.avi', '.mkv', '.mp4', '.webm']
+    def grey(frames):  # 4:2:0 chroma at 32 px is coarse: compare brightness
+        return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(int)
+
+    for index in range(len(data)):
+        frames = data.frames(index)
+        assert frames.shape == (6, 32, 32, 3)
+        assert np.abs(grey(frames) - grey(clip)).mean() < 5  # lossy, but the same picture
