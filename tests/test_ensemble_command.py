@@ -1,7 +1,6 @@
 """`vas-ros ensemble`: choosing members from a search store, training them, one checkpoint."""
 
 import copy
-import json
 import random
 
 import pytest
@@ -10,10 +9,9 @@ from vas_ros.cli import main
 from vas_ros.commands.ensemble import genome_distance, select_candidates
 from vas_ros.errors import VasError
 from vas_ros.models import evanet
-from vas_ros.models.checkpoint import load_checkpoint
 from vas_ros.search.evanet_space import make_space
 from vas_ros.search.space import genome_hash
-from vas_ros.search.store import CandidateRecord, SearchStore
+from vas_ros.search.store import CandidateRecord
 
 
 def _record(cid, genome, accuracy, status='done', latency=10.0):
@@ -62,57 +60,6 @@ def test_generic_distance_counts_differing_leaves():
     b = {'blocks': [{'f': 2, 'k': 3}, {'f': 1}], 'size': 64}
     assert genome_distance('tvn', a, a) == 0
     assert genome_distance('tvn', a, b) == 3  # list length, blocks[0].f, blocks[1].f
-
-
-@pytest.mark.slow
-def test_ensemble_command_end_to_end(tmp_path):
-    import numpy as np
-
-    from vas_ros.data.synth import render_clip, write_synthetic_dataset
-    from vas_ros.perception.engine import InferenceEngine
-
-    data = write_synthetic_dataset(tmp_path / 'data', per_class=1, seed=0, size=40,
-                                   frames=4, progress=False)
-    genomes = _genomes(3, frames=4, size=32, frame_stride=1)
-    store_path = tmp_path / 'store.sqlite'
-    header = {'family': 'evanet', 'data': str(data), 'budget_ms': 100.0, 'seed': 0,
-              'config': {}}
-    with SearchStore.open(store_path, header) as store:
-        for i, (genome, acc) in enumerate(zip(genomes, (0.5, 0.8, 0.3))):
-            store.insert(_record(i, genome, acc))
-    out = tmp_path / 'ens'
-    argv = ['ensemble', '--from-store', str(store_path), '--top', '2', '--data', str(data),
-            '--out', str(out), '--flow', '--epochs', '1', '--max-steps', '1',
-            '--batch-size', '4', '--quiet', '--json']
-    assert main(argv) == 0
-    report = json.loads((out / 'report.json').read_text())
-    assert [m['candidate_id'] for m in report['members']] == [1, 1, 0, 0]
-    assert [m['streams'] for m in report['members']] == [['rgb'], ['flow']] * 2
-    assert all(0 <= m['val_top1'] <= 1 for m in report['members'])
-    assert (out / 'ensemble.png').stat().st_size > 0
-    loaded = load_checkpoint(out / 'ensemble.safetensors')
-    assert loaded.arch.family == 'ensemble' and loaded.spec.streams == ('rgb', 'flow')
-    assert len(loaded.model.members) == 4
-    assert loaded.metadata['extra']['members'][0]['genome_hash'] == genome_hash(genomes[1])
-    # `vas-ros eval` on the checkpoint agrees with the report.
-    from vas_ros.data.datasets import open_dataset
-    from vas_ros.training.evaluate import evaluate
-
-    result = evaluate(loaded.model, open_dataset(data, 'val', loaded.spec,
-                                                 classes=loaded.classes))
-    assert result['top1'] == pytest.approx(report['ensemble']['val_top1'])
-    assert [m['top1'] for m in result['members']] == pytest.approx(
-        [m['val_top1'] for m in report['members']])
-    # The inference engine loads it like any model.
-    engine = InferenceEngine(out / 'ensemble.safetensors', device='cpu')
-    assert engine.infer(render_clip('grow', np.random.default_rng(0), size=40, frames=4)
-                        ).label in loaded.classes
-    # A rerun reuses the trained members (no retraining: the marker files stay as they are).
-    markers = sorted((out / 'members').glob('*/member.json'))
-    stamps = [m.stat().st_mtime_ns for m in markers]
-    assert len(markers) == 4
-    assert main(argv) == 0
-    assert [m.stat().st_mtime_ns for m in markers] == stamps
 
 
 def test_ensemble_command_errors(tmp_path):
