@@ -144,3 +144,34 @@ def test_graph_png_is_written(tmp_path):
     image = matplotlib.image.imread(path)
     assert image.shape[0] > 300 and image.shape[1] > 600
     assert image[..., :3].std() > 0.05  # not a blank canvas
+
+
+@pytest.mark.slow
+def test_tiny_search_end_to_end_writes_the_best_graph(tmp_path):
+    from vas_ros.cli import main
+    from vas_ros.data.synth import write_synthetic_dataset
+    from vas_ros.models.checkpoint import load_checkpoint
+    from vas_ros.search.store import SearchStore
+
+    data = write_synthetic_dataset(tmp_path / 'data', per_class=2, seed=0, size=48, frames=16)
+    out, store = tmp_path / 'out', tmp_path / 'search.db'
+    argv = ['search', 'assemblenet', '--data', str(data), '--latency-budget-ms', '20000',
+            '--population', '2', '--rounds', '1', '--store', str(store), '--out', str(out),
+            '--proxy-steps', '2', '--final-steps', '2', '--batch-size', '4',
+            '--latency-repeats', '1', '--quiet', '--seed', '3',
+            '--space-option', 'size=48', '--space-option', 'max_blocks=6']
+    assert main(argv) == 0
+    best = load_checkpoint(out / 'best.safetensors')
+    assert best.arch.family == 'assemblenet'
+    assert best.spec.streams == ('rgb', 'flow')
+    assert (out / 'best_graph.png').read_bytes()[:4] == b'\x89PNG'
+    with SearchStore.open(store) as opened:
+        records = opened.candidates()
+    assert len(records) == 3
+    trained = [r for r in records if r.accuracy is not None]
+    assert trained
+    # after_training ran on every trained candidate: learned weights recorded, graph rewired.
+    assert all(r.next_genome is not None for r in trained)
+    for record in trained:
+        parse_genome(record.next_genome)
+        assert any(n.get('edge_logits') for n in record.next_genome['nodes'])
