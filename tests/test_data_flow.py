@@ -110,3 +110,12 @@ def test_resize_frames_keeps_uint8_and_size():
     out = resize_frames(frames, 16)
     assert out.shape == (2, 16, 16, 3) and out.dtype == np.uint8
     assert resize_frames(out, 16) is out
+
+
+@pytest.mark.parametrize('method', FLOW_METHODS)
+def test_flow_on_tiny_and_thin_frames_does_not_crash(method):
+    # OpenCV's DIS rejects frames under its patch size and crashed on 10x40 ones
+    for height, width in ((1, 1), (8, 8), (10, 40), (40, 10), (15, 16)):
+        frames = np.random.default_rng(0).integers(0, 256, (3, height, width, 3), np.uint8)
+        flow = compute_flow(frames, method)
+        assert flow.shape == (3, height, width, 2) and np.isfinite(flow).all()

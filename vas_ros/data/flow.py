@@ -23,6 +23,7 @@ FLOW_METHODS = ('dis', 'dis_fast', 'dis_medium', 'farneback')
 _DIS_PRESETS = {'dis': cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                 'dis_fast': cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 'dis_medium': cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+_DIS_MIN_SIDE = 16  # smaller frames are edge-padded to this for DIS, the flow cropped back
 _local = threading.local()  # OpenCV flow objects are not thread-safe: one set per thread
 
 
@@ -38,6 +39,12 @@ def _dis(method: str):
 def flow_pair(prev_grey: np.ndarray, next_grey: np.ndarray, method: str = 'dis') -> np.ndarray:
     """Flow [H, W, 2] float32 in pixels from one uint8 grey frame to the next."""
     if method in _DIS_PRESETS:
+        height, width = prev_grey.shape
+        if min(height, width) < _DIS_MIN_SIDE:  # DIS rejects (or crashes on) tiny frames
+            pad = ((0, max(0, _DIS_MIN_SIDE - height)), (0, max(0, _DIS_MIN_SIDE - width)))
+            flow = _dis(method).calc(np.pad(prev_grey, pad, mode='edge'),
+                                     np.pad(next_grey, pad, mode='edge'), None)
+            return np.ascontiguousarray(flow[:height, :width])
         return _dis(method).calc(prev_grey, next_grey, None)
     if method == 'farneback':
         return cv2.calcOpticalFlowFarneback(prev_grey, next_grey, None, pyr_scale=0.5,
