@@ -35,6 +35,7 @@ def test_two_stream_genome_and_spec():
 @pytest.mark.parametrize('genome,field', [
     ({'members': []}, 'members'),
     ({'members': [TINY]}, 'members[0]'),  # a bare arch, not {"arch": ...}
+    ({'members': [{'arch': 'evanet_tiny'}]}, 'members[0].arch'),
     ({'members': [{'arch': TINY}], 'weights': [1]}, 'genome'),
     ({'members': [{'arch': TINY, 'streams': ['depth']}]}, 'members[0].streams'),
     ({'members': [{'arch': {**TINY, 'genome': {**TINY['genome'], 'frames': 0}}}]},

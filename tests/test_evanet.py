@@ -137,3 +137,32 @@ def test_genome_distance():
     two = copy.deepcopy(a)
     two['blocks'][3]['repeats'] = 4
     assert evanet.genome_distance(a, two) == 1
+
+
+def test_head_is_the_released_average_pool_then_1x1_conv():
+    torch.manual_seed(0)
+    net = evanet.build(evanet.PRESETS['evanet_tiny'], 4).eval()
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        feats = net.features(x)
+        t, h, w = feats.shape[2:]
+        assert t == 2  # 8 frames -> stem stride 2 -> pool stride 2
+        pooled = torch.nn.functional.avg_pool3d(feats, (min(t, 2), h, w), stride=1)
+        ref = net.classifier(pooled).mean(dim=(2, 3, 4))
+        torch.testing.assert_close(net(x), ref)
+
+
+def test_evanet_exports_to_onnx_and_matches_eager(tmp_path):
+    import onnxruntime
+
+    torch.manual_seed(0)
+    genome = dict(evanet.PRESETS['evanet_tiny'], frames=4, size=32)
+    net = evanet.build(genome, 3).eval()
+    x = torch.randn(1, 3, 4, 32, 32)
+    path = tmp_path / 'tiny.onnx'
+    torch.onnx.export(net, (x,), str(path), input_names=['rgb'], output_names=['logits'],
+                      dynamo=False)
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    (out,) = session.run(None, {'rgb': x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out), net(x), atol=1e-4, rtol=1e-4)

@@ -50,7 +50,8 @@ def _member_arch(member, path: str) -> tuple[ModelArch, tuple[str, ...]]:
     try:
         arch = ModelArch.from_dict(raw)
     except GenomeError as exc:
-        raise GenomeError(f'{path}.arch.{exc.field}', exc.problem) from None
+        field = f'{path}.arch' if exc.field == 'arch' else f'{path}.arch.{exc.field}'
+        raise GenomeError(field, exc.problem) from None
     streams = tuple(input_spec_for(arch).streams)
     wanted = member.get('streams')
     if wanted is None:
