@@ -160,7 +160,7 @@ def prepare_inference(model, spec: InputSpec, path: str = 'eager', device: str =
 
     if path == 'compile':
         model = to_channels_last(model)
-        compiled = torch.compile(model, options={'freezing': True})
+        compiled = torch.compile(model, dynamic=False, options={'freezing': True})
 
         def forward(*inputs):
             _check_inputs(inputs, spec)

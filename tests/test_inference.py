@@ -1,0 +1,132 @@
+"""Inference paths: each one gives eager's answer (within its tolerance) on tvn_tiny."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vas_ros.errors import VasError
+from vas_ros.models.inference import (
+    PATHS,
+    available_paths,
+    compare_logits,
+    fuse_conv_bn,
+    prepare_inference,
+)
+from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+
+# Relative tolerance (max |diff| / max |eager logit|) per path: fp32 rewrites are exact up
+# to summation order; bf16 keeps 8 mantissa bits; int8 is calibrated on random clips.
+TOLERANCE = {'eager': 1e-6, 'channels_last': 1e-4, 'compile': 1e-4, 'onnxruntime': 1e-4,
+             'bf16': 0.05, 'int8': 0.15}
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_torch_thread():
+    # One intra-op thread: OpenMP spin-waits make two threads crawl on shared cores.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    """tvn_tiny with non-trivial BatchNorm statistics and logits of order 1."""
+    torch.manual_seed(0)
+    arch = resolve_arch('tvn_tiny')
+    spec = input_spec_for(arch)
+    model = build_model(arch, 8)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 3, spec.frames, spec.size, spec.size))
+        torch.nn.init.normal_(model.classifier.weight, std=1.0)
+    model.eval()
+    clips = torch.randn(6, 3, spec.frames, spec.size, spec.size,
+                        generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        reference = model(clips)
+    return model, spec, clips, reference
+
+
+@pytest.mark.parametrize('path', [p for p in PATHS if p != 'compile'])
+def test_path_matches_eager(tiny, path):
+    model, spec, clips, reference = tiny
+    if path not in available_paths('cpu'):
+        pytest.skip(f'{path} not supported on this CPU')
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    runner = prepare_inference(model, spec, path, 'cpu')
+    out = runner(clips)
+    assert out.dtype == torch.float32 and out.shape == reference.shape
+    cmp = compare_logits(reference, out)
+    assert cmp['finite']
+    assert cmp['rel_diff'] <= TOLERANCE[path], cmp
+    if path in ('eager', 'channels_last', 'compile', 'onnxruntime'):
+        assert cmp['top1_agree'] == 1.0
+    else:
+        assert cmp['top1_agree'] >= 0.8, cmp
+    # a second call (different batch size) works and the caller's model is untouched
+    assert runner(clips[:1]).shape == (1, 8)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not model.training
+
+
+@pytest.mark.slow
+def test_compile_path_matches_eager():
+    # Compiling costs about a minute per graph on two shared cores, so this uses a
+    # two-block TVN (same layer kinds as tvn_tiny: SAME pads, temporal conv and pool, SE,
+    # gating, residual) and one input shape.
+    from vas_ros.models.tvn import build_tvn, tvn_input_spec
+
+    genome = {'frames': 4, 'size': 32, 'blocks': [
+        {'spatial_type': 'std', 'spatial_kernel': 4, 'spatial_stride': 2,
+         'temporal_type': '1d', 'temporal_kernel': 2, 'filters': 8, 'expand': 2,
+         'se_ratio': 0.25, 'context_gating': True, 'skip': True},
+        {'spatial_type': 'avgpool', 'spatial_kernel': 3, 'spatial_stride': 2,
+         'temporal_type': 'maxpool', 'temporal_kernel': 2, 'temporal_stride': 2,
+         'filters': 8, 'expand': 2}]}
+    torch.manual_seed(0)
+    model = build_tvn(genome, 5).eval()
+    torch.nn.init.normal_(model.classifier.weight, std=1.0)
+    spec = tvn_input_spec(genome)
+    clips = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        reference = model(clips)
+    cmp = compare_logits(reference, prepare_inference(model, spec, 'compile')(clips))
+    assert cmp['rel_diff'] <= TOLERANCE['compile'] and cmp['top1_agree'] == 1.0, cmp
+
+
+def test_fuse_conv_bn_keeps_outputs_and_removes_batchnorm(tiny):
+    import copy
+
+    model, spec, clips, reference = tiny
+    fused = fuse_conv_bn(copy.deepcopy(model))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    with torch.no_grad():
+        assert torch.allclose(fused(clips), reference, atol=1e-4, rtol=1e-4)
+
+
+def test_int8_uses_given_calibration_clips(tiny):
+    model, spec, clips, reference = tiny
+    runner = prepare_inference(model, spec, 'int8', calibration=[(clips[:3],), (clips[3:],)])
+    cmp = compare_logits(reference, runner(clips))
+    assert cmp['rel_diff'] <= TOLERANCE['int8'], cmp
+    # the session really holds quantised convolutions
+    import onnx
+
+    graph = onnx.load(runner.note).graph
+    assert any(node.op_type == 'QuantizeLinear' for node in graph.node)
+
+
+def test_bad_paths_and_devices_are_refused(tiny):
+    model, spec, _, _ = tiny
+    with pytest.raises(VasError, match='unknown inference path'):
+        prepare_inference(model, spec, 'tensorrt')
+    if not torch.cuda.is_available():
+        with pytest.raises(VasError, match='CUDA is not available'):
+            prepare_inference(model, spec, 'eager', 'cuda')
+    runner = prepare_inference(model, spec, 'eager')
+    with pytest.raises(VasError, match='takes 1 input'):
+        runner(torch.zeros(1), torch.zeros(1))
