@@ -54,9 +54,11 @@ def random_crop_box(height: int, width: int, rng: np.random.Generator) -> tuple[
     return top, left, crop_h, crop_w
 
 
-def _normalise_rgb(frames: np.ndarray, spec, train: bool, rng) -> np.ndarray:
-    """float32 [3, T, H, W] = (x/255 - mean) / std, through a 256-entry table per channel
+def _normalise_rgb(frames: np.ndarray, spec, train: bool, rng):
+    """float32 tensor [3, T, H, W] = (x/255 - mean) / std, through a 256-entry table per channel
     (one pass over the clip; training folds the brightness/contrast jitter into the table)."""
+    import torch
+
     values = np.arange(256, dtype=np.float32) / 255.0
     if train:
         contrast = rng.uniform(1 - JITTER, 1 + JITTER)
@@ -66,9 +68,12 @@ def _normalise_rgb(frames: np.ndarray, spec, train: bool, rng) -> np.ndarray:
     mean = np.asarray(spec.mean, np.float32)[:, None]
     std = np.asarray(spec.std, np.float32)[:, None]
     table = ((values[None, :] - mean) / std).astype(np.float32)
-    out = np.empty((3,) + frames.shape[:3], np.float32)
+    # torch's allocator: fresh multi-MB numpy buffers page-faulted ~20x slower on the
+    # sandboxed machine this was measured on (see docs/data.md, Throughput)
+    out = torch.empty((3,) + frames.shape[:3], dtype=torch.float32)
+    planes = out.numpy()
     for channel in range(3):
-        np.take(table[channel], frames[..., channel], out=out[channel])
+        np.take(table[channel], frames[..., channel], out=planes[channel])
     return out
 
 
@@ -91,7 +96,7 @@ def clip_to_inputs(frames_uint8_rgb, spec, *, train: bool = False,
     frames = resize_frames(np.ascontiguousarray(frames), spec.size)
     inputs = {}
     if 'rgb' in spec.streams:
-        inputs['rgb'] = torch.from_numpy(_normalise_rgb(frames, spec, train, rng))
+        inputs['rgb'] = _normalise_rgb(frames, spec, train, rng)
     if 'flow' in spec.streams:
         flow = normalise_flow(compute_flow(frames, spec.flow_method), spec.flow_scale)
         inputs['flow'] = torch.from_numpy(np.ascontiguousarray(flow.transpose(3, 0, 1, 2)))
