@@ -52,6 +52,9 @@ PARAMETERS = {
     'final_steps': (0, 'cap on training the best candidate; 0 = the search default'),
     'latency_repeats': (0, 'timed forward passes per candidate; 0 = the search default'),
     'seed': (0, 'random seed'),
+    'threads': (0, 'torch threads for the search; 0 = the search default'),
+    'space_options': ([''], "search-space options KEY=VALUE (VALUE as JSON), e.g. "
+                            "'max_filters=64'; [''] = none"),
     'resume_on_start': (True, 'resume a search this node was running when it stopped'),
 }
 
@@ -149,7 +152,10 @@ class SearchNode(Node):
             return f'rounds must be >= 0, got {self._param("rounds")}'
         if float(self._param('time_budget_s')) < 0:
             return f'time_budget_s must be >= 0, got {self._param("time_budget_s")}'
-        for name in ('proxy_steps', 'final_steps', 'latency_repeats'):
+        bad = [o for o in self._param('space_options') if o.strip() and '=' not in o]
+        if bad:
+            return f'space_options must be KEY=VALUE, got {bad}'
+        for name in ('proxy_steps', 'final_steps', 'latency_repeats', 'threads'):
             if int(self._param(name)) < 0:
                 return f'{name} must be >= 0, got {self._param(name)}'
         try:
@@ -172,9 +178,12 @@ class SearchNode(Node):
                '--progress-jsonl', str(out / 'progress.jsonl')]
         if float(self._param('time_budget_s')) > 0:
             cmd += ['--time-budget-s', str(float(self._param('time_budget_s')))]
-        for name in ('proxy_steps', 'final_steps', 'latency_repeats'):
+        for name in ('proxy_steps', 'final_steps', 'latency_repeats', 'threads'):
             if int(self._param(name)) > 0:
                 cmd += ['--' + name.replace('_', '-'), str(int(self._param(name)))]
+        for option in self._param('space_options'):
+            if option.strip():
+                cmd += ['--space-option', option.strip()]
         return cmd
 
     def start_search(self, resumed: bool = False) -> tuple[bool, str]:
