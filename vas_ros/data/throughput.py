@@ -25,7 +25,8 @@ def _timed(fn) -> float:
 
 def measure_decode(source, split: str = 'train', *, size: int = 112, frames: int = 16,
                    limit: int | None = None, progress: bool = False) -> dict:
-    """Clips per second: decode only, first epoch with caching, and from the cache."""
+    """Clips per second: decode only, first epoch with caching, from the cache, and whole
+    items (cached frames + `clip_to_inputs`, RGB only and RGB + DIS flow)."""
     from tqdm import tqdm
 
     from vas_ros.data.datasets import open_dataset
@@ -48,6 +49,10 @@ def measure_decode(source, split: str = 'train', *, size: int = 112, frames: int
         run('cold_with_cache_write', data.frames)
         run('cached', data.frames)
         run('cached_item_rgb', lambda i: data[i])
+        two_stream = open_dataset(source, split, InputSpec(frames=frames, size=size,
+                                                           streams=('rgb', 'flow')),
+                                  cache_dir=cache_dir)
+        run('cached_item_rgb_flow', lambda i: two_stream[i])
         cache_bytes = sum(p.stat().st_size for p in data.cache.root.rglob('*.npy'))
     stages['cached_vs_decode_speedup'] = (stages['cached']['clips_per_s']
                                           / stages['decode']['clips_per_s'])
