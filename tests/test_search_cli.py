@@ -139,24 +139,25 @@ def test_sigterm_cancels_cleanly_with_exit_code_3(data, tmp_path, ros_env):
 
 
 @pytest.mark.slow
-def test_tiny_search_on_a_real_local_ray(data, tmp_path):
-    from vas_ros.search.runner import SearchSettings, run_search
-
-    settings = SearchSettings(
-        family='tvn', data=str(data), budget_ms=2000, store=str(tmp_path / 'r.db'),
-        out=str(tmp_path / 'out'), population=2, rounds=2, backend='ray', workers=2,
-        threads=1, proxy_steps=3, final_epochs=1, final_steps=2, latency_repeats=3,
-        space_options=SPACE, progress=False)
-    report = run_search(settings)
-    import ray
-
-    assert not ray.is_initialized()  # the local instance it started was shut down
-    assert report.state == 'done'
-    assert report.summary['backend']['backend'] == 'ray'
-    assert report.summary['counts']['done'] == 4
-    for name in ('best.safetensors', 'best_genome.json', 'candidates.csv', 'pareto.png',
-                 'summary.json'):
-        assert (report.out / name).is_file(), name
+def test_tiny_search_on_a_real_local_ray_cancelled_then_resumed(data, tmp_path, ros_env):
+    store, out, progress = tmp_path / 'r.db', tmp_path / 'out', tmp_path / 'p.jsonl'
+    args = cli_args(data, store, out, '--backend', 'ray', '--workers', '2',
+                    '--progress-jsonl', str(progress), population=2, rounds=1)
+    proc = subprocess.Popen(args, env=ros_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: any(r.status == 'training' for r in store_rows(store)), proc,
+             what='a candidate training on Ray')
+    proc.send_signal(signal.SIGTERM)  # ray.init must not have replaced our handler
+    output, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 3, output[-3000:]
+    assert read_events(progress)[-1]['state'] == 'cancelled'
+    resumed = subprocess.run(args, env=ros_env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['state'] == 'done' and summary['backend']['backend'] == 'ray'
+    assert summary['counts']['done'] == 3 and summary['counts']['training'] == 0
+    for name in ('best.safetensors', 'best_genome.json', 'candidates.csv', 'pareto.png'):
+        assert (out / name).is_file(), name
 
 
 def test_impossible_budget_stops_with_the_smallest_latency_seen(data, tmp_path):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
 import traceback
@@ -67,8 +68,6 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def _worker_main(conn, threads: int | None, parent_pid: int) -> None:
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     _set_threads(threads)
@@ -202,6 +201,10 @@ class RayBackend:
         self.address = address
         self._owns = False
         if not ray.is_initialized():
+            # ray.init replaces the SIGTERM handler with sys.exit; keep the caller's (the CLI
+            # turns SIGTERM into a clean cancel).
+            main_thread = threading.current_thread() is threading.main_thread()
+            previous = signal.getsignal(signal.SIGTERM) if main_thread else None
             try:
                 if address:
                     ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -211,6 +214,9 @@ class RayBackend:
             except Exception as exc:
                 raise VasError(f'cannot start/connect Ray (address={address!r}): {exc}'
                                ) from None
+            finally:
+                if main_thread and previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
             self._owns = True
         self._remote = ray.remote(num_cpus=self.threads, max_retries=0)(_ray_task)
 
