@@ -119,3 +119,17 @@ def test_flow_on_tiny_and_thin_frames_does_not_crash(method):
         frames = np.random.default_rng(0).integers(0, 256, (3, height, width, 3), np.uint8)
         flow = compute_flow(frames, method)
         assert flow.shape == (3, height, width, 2) and np.isfinite(flow).all()
+
+
+@pytest.mark.parametrize('method', ['dis', 'farneback'])
+def test_flow_stream_equals_the_documented_formula(method):
+    from vas_ros.data.flow import flow_input_tensor
+
+    frames = _shifted_texture(30.0, -3.0, steps=4, size=48)  # big shift: clipping matters
+    expected = normalise_flow(compute_flow(frames, method), 8.0).transpose(3, 0, 1, 2)
+    spec = InputSpec(frames=4, size=48, streams=('flow',), flow_method=method, flow_scale=8.0)
+    tensor = clip_to_inputs(frames, spec)['flow']
+    assert tensor.shape == (2, 4, 48, 48)
+    np.testing.assert_allclose(tensor.numpy(), expected, atol=1e-6)
+    assert float(tensor.abs().max()) == 1.0
+    assert not flow_input_tensor(frames[:1], method, 8.0).any()

@@ -85,6 +85,34 @@ def normalise_flow(flow: np.ndarray, flow_scale: float) -> np.ndarray:
     return np.clip(np.asarray(flow, np.float32) / float(flow_scale), -1.0, 1.0)
 
 
+def flow_input_tensor(frames_uint8_rgb: np.ndarray, method: str, flow_scale: float):
+    """The model's flow stream: float32 tensor [2, T, H, W] equal to
+    `normalise_flow(compute_flow(frames, method), flow_scale)` moved channels-first, but
+    written straight into one torch buffer (no large temporary arrays)."""
+    import torch
+
+    frames = np.asarray(frames_uint8_rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise DataError(f'flow needs uint8 RGB frames [T, H, W, 3], got {frames.dtype} '
+                        f'{list(frames.shape)}')
+    if method not in FLOW_METHODS:
+        raise DataError(f'unknown flow method {method!r}; choose one of {FLOW_METHODS}')
+    count, height, width = frames.shape[:3]
+    out = torch.zeros((2, count, height, width), dtype=torch.float32)
+    if count < 2:
+        return out
+    planes = out.numpy()
+    grey = to_grey(frames)
+    scale = np.float32(1.0 / float(flow_scale))
+    for t in range(count - 1):
+        flow = flow_pair(grey[t], grey[t + 1], method)
+        for axis in (0, 1):
+            np.multiply(flow[..., axis], scale, out=planes[axis, t])
+    np.clip(planes, -1.0, 1.0, out=planes)
+    planes[:, -1] = planes[:, -2]
+    return out
+
+
 def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
     """Colour picture of one flow field [H, W, 2]: hue = direction, brightness = speed."""
     magnitude, angle = cv2.cartToPolar(flow[..., 0], flow[..., 1], angleInDegrees=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vas_ros.data.flow import compute_flow, normalise_flow
+from vas_ros.data.flow import flow_input_tensor
 from vas_ros.errors import DataError
 
 CROP_AREA = (0.8, 1.0)
@@ -86,7 +86,6 @@ def clip_to_inputs(frames_uint8_rgb, spec, *, train: bool = False,
     asks for it) is computed by spec.flow_method on the resized frames, in pixels at
     spec.size, divided by spec.flow_scale and clipped to [-1, 1].
     """
-    import torch
 
     frames = check_frames(frames_uint8_rgb)
     if train:
@@ -98,6 +97,5 @@ def clip_to_inputs(frames_uint8_rgb, spec, *, train: bool = False,
     if 'rgb' in spec.streams:
         inputs['rgb'] = _normalise_rgb(frames, spec, train, rng)
     if 'flow' in spec.streams:
-        flow = normalise_flow(compute_flow(frames, spec.flow_method), spec.flow_scale)
-        inputs['flow'] = torch.from_numpy(np.ascontiguousarray(flow.transpose(3, 0, 1, 2)))
+        inputs['flow'] = flow_input_tensor(frames, spec.flow_method, spec.flow_scale)
     return inputs
