@@ -214,3 +214,19 @@ def test_two_stream_checkpoint_runs_from_rgb_frames_only(tmp_path):
     with torch.no_grad():
         probs = torch.softmax(model(*[inputs[s].unsqueeze(0) for s in spec.streams]), -1)[0]
     assert prediction.score == pytest.approx(probs.max().item(), abs=1e-4)
+
+
+def test_two_stream_model_exports_to_onnxruntime():
+    from vas_ros.models.inference import prepare_inference
+
+    torch.manual_seed(0)
+    arch = resolve_arch('assemblenet_tiny')
+    spec = input_spec_for(arch)
+    model = build_model(arch, 8).eval()
+    inputs = example_inputs(spec, 1)
+    with torch.no_grad():
+        expected = model(*inputs)
+    run = prepare_inference(model, spec, path='onnxruntime')
+    got = torch.as_tensor(run(*inputs)).float()
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-4)

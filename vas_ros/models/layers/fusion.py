@@ -91,7 +91,7 @@ class WeightedFusion(nn.Module):
         groups: dict[int, torch.Tensor] = {}
         for i, x in enumerate(inputs):
             scaled = _pool_to(x, size) * weights[i]
-            width = x.shape[1]
+            width = self.in_channels[i]  # static, so tracing/export sees plain ints
             groups[width] = scaled if width not in groups else groups[width] + scaled
         total = None
         for width, summed in groups.items():
