@@ -85,31 +85,40 @@ def run(args) -> int:
     results, failures = [], 0
     jobs = [(m, p) for m in loaded for p in paths]
     bar = tqdm(jobs, desc='latency', unit='run', file=sys.stderr, disable=None)
-    eager_of = {}
+    eager_of, reference_of = {}, {}
     for (name, model, spec), path in bar:
         bar.set_postfix_str(f'{name} {path}')
         row = {'model': name, 'path': path}
         try:
+            runner = prepare_inference(model, spec, path, args.device, threads=threads)
+            check = {}
+            if len(paths) > 1:
+                clips = _check_clips(spec, args.check_clips)
+                logits = _logits(runner, clips)
+                if path == 'eager':
+                    reference_of[name] = logits
+                elif name in reference_of:
+                    check = _agreement(compare_logits(reference_of[name], logits))
             res = measure_latency(model, spec, device=args.device, threads=threads,
-                                  warmup=args.warmup, repeats=args.repeats, path=path)
-        except VasError as exc:
+                                  warmup=args.warmup, repeats=args.repeats, path=path,
+                                  runner=runner)
+        except Exception as exc:  # one path failing (e.g. a compiler error) ends no table
             if len(paths) == 1:
                 raise
-            row['error'] = str(exc)
+            first_line = (str(exc).strip().splitlines() or [''])[0][:300]
+            kind = '' if isinstance(exc, VasError) else f'{type(exc).__name__}: '
+            row['error'] = kind + first_line
             failures += 1
             results.append(row)
             continue
         row.update({'median_ms': round(res.median_ms, 3), 'p10_ms': round(res.p10_ms, 3),
                     'p90_ms': round(res.p90_ms, 3), 'params': count_params(model),
                     'macs': count_macs(model, spec)})
-        if len(paths) > 1:
-            if path == 'eager':
-                eager_of[name] = res.median_ms
-            if name in eager_of:
-                row['speedup_vs_eager'] = round(eager_of[name] / res.median_ms, 3)
-            if path != 'eager':
-                row.update(_accuracy(model, spec, path, args, prepare_inference,
-                                     compare_logits, torch))
+        if path == 'eager':
+            eager_of[name] = res.median_ms
+        if len(paths) > 1 and name in eager_of:
+            row['speedup_vs_eager'] = round(eager_of[name] / res.median_ms, 3)
+        row.update(check)
         results.append(row)
     out = {'device': args.device, 'threads': threads or torch.get_num_threads(),
            'results': results}
@@ -122,15 +131,22 @@ def run(args) -> int:
     return 1 if failures else 0
 
 
-def _accuracy(model, spec, path, args, prepare_inference, compare_logits, torch) -> dict:
-    """Logit agreement of `path` with eager fp32 on random clips (same weights)."""
+def _check_clips(spec, count: int):
+    """The same random clips for every path of a model (batch 1 each, like the timing)."""
+    import torch
+
     gen = torch.Generator().manual_seed(1)
-    clips = tuple(torch.randn((args.check_clips, *spec.shape(s)[1:]), generator=gen)
-                  for s in spec.streams)
-    reference = prepare_inference(model, spec, 'eager', args.device)(*clips)
-    candidate = prepare_inference(model, spec, path, args.device,
-                                  threads=args.threads)(*clips)
-    cmp = compare_logits(reference, candidate)
+    return [tuple(torch.randn(spec.shape(s), generator=gen) for s in spec.streams)
+            for _ in range(count)]
+
+
+def _logits(runner, clips):
+    import torch
+
+    return torch.cat([runner(*clip).float().cpu() for clip in clips])
+
+
+def _agreement(cmp: dict) -> dict:
     return {'max_abs_diff': float(f'{cmp["max_abs_diff"]:.3g}'),
             'rel_diff': float(f'{cmp["rel_diff"]:.3g}'), 'top1_agree': cmp['top1_agree']}
 

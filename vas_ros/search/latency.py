@@ -49,8 +49,12 @@ def summarise(samples_ms: list[float], device: str, threads: int, path: str) -> 
 
 def measure_latency(model, spec, *, device: str = 'cpu', threads: int | None = None,
                     warmup: int = 3, repeats: int = 10, batch: int = 1,
-                    path: str = 'eager') -> LatencyResult:
-    """Time `model` on random clips shaped by `spec` (InputSpec) through inference `path`."""
+                    path: str = 'eager', runner=None) -> LatencyResult:
+    """Time `model` on random clips shaped by `spec` (InputSpec) through inference `path`.
+
+    `runner`: an already prepared `prepare_inference(model, spec, path, device)` result to
+    time instead of preparing one (so a caller can also check its outputs).
+    """
     import torch
 
     from vas_ros.models.inference import prepare_inference
@@ -70,7 +74,8 @@ def measure_latency(model, spec, *, device: str = 'cpu', threads: int | None = N
         torch.set_num_threads(int(threads))
     try:
         used_threads = torch.get_num_threads()
-        runner = prepare_inference(model, spec, path, device, threads=used_threads)
+        if runner is None:
+            runner = prepare_inference(model, spec, path, device, threads=used_threads)
         inputs = example_inputs(spec, batch=batch, device=device)
         on_gpu = device.startswith('cuda')
 
