@@ -18,9 +18,10 @@ from safetensors.torch import save_file
 from vas_ros.cli import main
 from vas_ros.data.datasets import open_dataset
 from vas_ros.data.synth import write_synthetic_dataset
-from vas_ros.errors import CheckpointError, VasError
+from vas_ros.errors import CheckpointError, DataError, VasError
 from vas_ros.models.checkpoint import load_checkpoint, read_metadata
-from vas_ros.models.registry import resolve_arch
+from vas_ros.models.registry import input_spec_for, resolve_arch
+from vas_ros.models.spec import InputSpec
 from vas_ros.training.evaluate import evaluate
 from vas_ros.training.trainer import HISTORY_FILE, MODEL_FILE, STATE_FILE, train
 
@@ -61,6 +62,7 @@ def test_training_writes_a_checkpoint_that_round_trips(trained_run, data_root, c
     assert result.checkpoint == out / MODEL_FILE
     for name in (MODEL_FILE, STATE_FILE, HISTORY_FILE, 'curve.png'):
         assert (out / name).stat().st_size > 0, name
+        assert (out / name).stat().st_mode & 0o044 == 0o044, f'{name} not readable by others'
     history = json.loads((out / HISTORY_FILE).read_text())
     assert [h['epoch'] for h in history] == [1, 2]
     assert history == result.history
@@ -109,6 +111,17 @@ def test_max_seconds_bounds_an_open_ended_run(data_root, cache_dir):
     assert result.stopped_by == 'max_seconds'
     assert 1 <= result.steps < 40
     assert result.history and 0.0 <= result.val_top1 <= 1.0
+
+
+def test_train_takes_open_datasets_and_checks_their_input(data_root, cache_dir):
+    spec = input_spec_for(resolve_arch(FRAME2D))
+    train_set = open_dataset(data_root, 'train', spec, train=True, cache_dir=cache_dir)
+    val_set = open_dataset(data_root, 'val', spec, cache_dir=cache_dir)
+    result = train(FRAME2D, (train_set, val_set), max_steps=1, batch_size=4, progress=False)
+    assert result.steps == 1 and result.val_metrics['n'] == len(val_set) == 16
+    wrong = open_dataset(data_root, 'val', InputSpec(frames=3, size=32), cache_dir=cache_dir)
+    with pytest.raises(DataError, match='opened for input'):
+        train(FRAME2D, (train_set, wrong), max_steps=1, batch_size=4, progress=False)
 
 
 def test_resume_continues_from_the_saved_epoch(data_root, cache_dir, tmp_path):

@@ -96,6 +96,7 @@ def save_train_state(path, *, model, optimizer, scheduler, scaler, info: dict) -
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={STATE_KEY: json.dumps(header)})
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -68,6 +68,11 @@ def open_splits(data, spec, *, seed=0, cache_dir=None, train_split='train', val_
         if len(data) != 2:
             raise VasError('data: expected a source path or a (train, val) pair of datasets')
         train_set, val_set = data
+        for name, subset in (('train', train_set), ('val', val_set)):
+            given = getattr(subset, 'spec', None)
+            if given is not None and given != spec:
+                raise DataError(f'{name} data set was opened for input {given.to_dict()}, '
+                                f'but the model needs {spec.to_dict()}')
     else:
         from vas_ros.data.datasets import open_dataset
 
@@ -99,6 +104,7 @@ def _write_json(path: Path, data) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
     with os.fdopen(fd, 'w') as handle:
         json.dump(data, handle, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; run files are meant to be shared
     os.replace(tmp, path)
 
 
@@ -288,6 +294,7 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
                     'batch_size': batch_size, 'lr': lr,
                     'data': str(data) if not isinstance(data, (tuple, list)) else None,
                     'trained_by': 'vas_ros.training.trainer.train'})
+                os.chmod(out / MODEL_FILE, 0o644)  # save_checkpoint's temp file is 0600
         if out is not None:
             save_train_state(out / STATE_FILE, model=model, optimizer=optimizer,
                              scheduler=scheduler, scaler=scaler, info={
