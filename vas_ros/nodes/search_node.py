@@ -238,13 +238,15 @@ class SearchNode(Node):
             offset, events = _read_events(progress, offset)
             for event in events:
                 last = event
-                self._update(event)
+                # The final state is published once the process has exited, so a client
+                # that sees it can start again at once.
+                self._update({**event, 'state': 'running'})
             time.sleep(0.3)
         log.close()
         offset, events = _read_events(progress, offset)
         for event in events:
             last = event
-            self._update(event)
+            self._update({**event, 'state': 'running'})
         code = child.returncode
         if code == 0:
             final = {'state': 'done', 'message': (last or {}).get('message') or 'search done'}
