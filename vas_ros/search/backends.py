@@ -146,18 +146,20 @@ class LocalBackend:
             for index, worker in enumerate(list(self._pool)):
                 if worker.key is None:
                     continue
+                lost = False  # the pipe closed: the worker is dead or dying
                 if worker.conn in ready or (worker.process.sentinel in ready
                                             and worker.conn.poll()):
                     try:
                         key, result = worker.conn.recv()
                     except (EOFError, OSError):
-                        key, result = worker.key, None
-                    if result is not None:
+                        lost = True
+                    else:
                         worker.key = None
                         busy -= 1
                         yield key, result
                         continue
-                if worker.process.sentinel in ready or not worker.process.is_alive():
+                if lost or worker.process.sentinel in ready or not worker.process.is_alive():
+                    worker.process.join(5.0)  # reap it so that its exit code is known
                     key, code = worker.key, worker.process.exitcode
                     worker.key = None
                     busy -= 1
