@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,8 +150,9 @@ def test_graph_png_is_written(tmp_path):
 @pytest.mark.slow
 def test_tiny_search_end_to_end_writes_the_best_graph(tmp_path):
     from vas_ros.cli import main
-    from vas_ros.data.synth import write_synthetic_dataset
+    from vas_ros.data.synth import render_clip, write_synthetic_dataset
     from vas_ros.models.checkpoint import load_checkpoint
+    from vas_ros.perception.engine import InferenceEngine
     from vas_ros.search.store import SearchStore
 
     data = write_synthetic_dataset(tmp_path / 'data', per_class=2, seed=0, size=48, frames=16)
@@ -165,6 +167,11 @@ def test_tiny_search_end_to_end_writes_the_best_graph(tmp_path):
     assert best.arch.family == 'assemblenet'
     assert best.spec.streams == ('rgb', 'flow')
     assert (out / 'best_graph.png').read_bytes()[:4] == b'\x89PNG'
+    # The trained two-stream winner runs on the robot runtime from RGB frames alone.
+    engine = InferenceEngine(out / 'best.safetensors', device='cpu')
+    clip = render_clip('move_left', np.random.default_rng(0), size=80, frames=best.spec.frames)
+    prediction = engine.infer(clip)
+    assert prediction.label in best.classes and prediction.latency_ms['flow'] > 0
     with SearchStore.open(store) as opened:
         records = opened.candidates()
     assert len(records) == 3
