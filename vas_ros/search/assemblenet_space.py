@@ -266,6 +266,8 @@ class AssembleNetSpace:
 
     def mutate(self, genome: dict, rng: random.Random, kind: str | None = None) -> dict:
         """One structural or parameter change; retried until the graph actually changes."""
+        if kind is not None and kind not in self.MUTATIONS:
+            raise VasError(f'unknown mutation {kind!r}; known: {", ".join(self.MUTATIONS)}')
         base = _finish(*_graph(validate_genome(genome)), keep_logits=False)
         for _ in range(20):
             top, nodes = _graph(base)
