@@ -38,6 +38,27 @@ def test_conv_shapes_are_same_padded(conv_type, stride, expected):
     assert out.shape == (2, 6, *expected)
 
 
+@pytest.mark.parametrize('conv_type', ['3d', 'itgm', '2plus1d'])
+def test_strided_conv_gradients_are_finite(conv_type):
+    # Regression: oneDNN's CPU conv3d backward with stride 2 and conv-side padding the
+    # windows do not fully use gave NaN weight gradients (T=8, kernel 11, padding 5).
+    conv = make_conv(conv_type, 3, 4, (11, 3, 3), (2, 2, 2))
+    out = conv(torch.randn(2, 3, 8, 9, 9))
+    assert out.shape == (2, 4, 4, 5, 5)
+    out.square().mean().backward()
+    for name, param in conv.named_parameters():
+        assert torch.isfinite(param.grad).all(), name
+
+
+def test_strided_conv_uses_tensorflow_same_alignment():
+    conv = SameConv3d(1, 1, (1, 3, 3), (1, 2, 2))
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    x = torch.arange(16.0).reshape(1, 1, 1, 4, 4)
+    # TF SAME for n=4, k=3, s=2 pads 0 before and 1 after: the first window is rows/cols 0-2.
+    assert conv(x)[0, 0, 0, 0, 0] == sum(x[0, 0, 0, :3, :3].flatten())
+
+
 def test_even_kernel_conv_is_same_padded():
     conv = SameConv3d(2, 4, (2, 2, 2), (1, 2, 2))
     assert conv(torch.randn(1, 2, 5, 7, 8)).shape == (1, 4, 5, 4, 4)
@@ -109,7 +130,8 @@ def test_itgm_length_one_is_a_per_frame_2d_conv():
 def test_itgm_matches_explicit_conv3d_with_built_kernel():
     layer = ITGMConv3d(2, 3, (5, 3, 3), stride=(1, 2, 2))
     x = torch.randn(1, 2, 6, 8, 8)
-    ref = F.conv3d(x, layer.weight(), stride=(1, 2, 2), padding=(2, 1, 1))
+    # SAME: time pads 2/2 (stride 1); H and W (8, k=3, s=2) pad 0 before, 1 after.
+    ref = F.conv3d(F.pad(x, [0, 1, 0, 1, 2, 2]), layer.weight(), stride=(1, 2, 2))
     torch.testing.assert_close(layer(x), ref)
 
 

@@ -1,8 +1,8 @@
 """Space-time layers for 5-D video tensors [B, C, T, H, W]: the building blocks of EvaNet.
 
 - `SameConv3d`: a 3-D convolution with TensorFlow-style SAME padding (output size
-  ceil(n / stride) in every dimension), so architectures transcribed from the released
-  TensorFlow code keep their feature-map sizes.
+  ceil(n / stride) in every dimension, TF's alignment), so architectures transcribed
+  from the released TensorFlow code keep their feature-map sizes.
 - `Conv2Plus1d`: (2+1)D convolution, temporal T x 1 x 1 first, then 1 x k x k, with a BN +
   ReLU in between. As in the released EvaNet code the middle width is half the output
   width (`cout // 2`), not R(2+1)D's parameter-matching formula.
@@ -51,29 +51,54 @@ def _pad_amounts(shape, kernel, stride) -> list[int]:
     return pads
 
 
+def _exact_pad_amounts(shape, kernel, stride) -> list[int]:
+    """Like `_pad_amounts`, but the padded length is exactly what the strided windows
+    cover: a trailing remainder that no window reaches is cropped (negative pad).
+
+    Strided convs get their input padded (or cropped) this way rather than through the
+    conv's own `padding`: on CPU, oneDNN's conv3d backward with stride > 1 and a padding
+    the windows do not fully use returns NaN weight gradients and can corrupt memory
+    (seen with torch 2.14, e.g. T=8, kernel 11, stride 2, padding 5).
+    """
+    pads: list[int] = []
+    for size, k, s in zip(reversed(shape[-3:]), reversed(kernel), reversed(stride)):
+        size = int(size)
+        total = (-(-size // s) - 1) * s + k - size
+        before = max(total, 0) // 2
+        pads.extend((before, total - before))
+    return pads
+
+
+def _static_padding(kernel, stride) -> tuple[int, int, int] | None:
+    """Symmetric conv padding when it is exactly SAME (odd kernels, stride 1), else None."""
+    if all(k % 2 == 1 for k in kernel) and all(s == 1 for s in stride):
+        return tuple(k // 2 for k in kernel)
+    return None
+
+
 def kaiming_init_(weight: torch.Tensor) -> None:
     """Variance-scaling (factor 2, fan-in, normal) init used by the released code."""
     nn.init.kaiming_normal_(weight, mode='fan_in', nonlinearity='relu')
 
 
 class SameConv3d(nn.Conv3d):
-    """Conv3d with SAME padding: static symmetric padding for odd kernels, dynamic otherwise.
+    """Conv3d with TF SAME padding (output ceil(n / stride), TF's alignment).
 
-    With an odd kernel, symmetric padding k // 2 gives the same output size as TF SAME
-    (ceil(n / s)); for stride 2 the sampling grid may sit one pixel off TF's, which does
-    not matter for training from scratch.
+    Odd kernels at stride 1 use the conv's own symmetric padding; everything else pads
+    the input explicitly to exactly the length the windows cover (see
+    `_exact_pad_amounts` for the CPU bug this avoids).
     """
 
     def __init__(self, cin: int, cout: int, kernel, stride=1, bias: bool = False):
         kernel, stride = _triple(kernel), _triple(stride)
-        self._odd = all(k % 2 == 1 for k in kernel)
-        padding = tuple(k // 2 for k in kernel) if self._odd else 0
-        super().__init__(cin, cout, kernel, stride=stride, padding=padding, bias=bias)
+        self._static = _static_padding(kernel, stride)
+        super().__init__(cin, cout, kernel, stride=stride, padding=self._static or 0,
+                         bias=bias)
         kaiming_init_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self._odd:
-            x = F.pad(x, _pad_amounts(x.shape, self.kernel_size, self.stride))
+        if self._static is None:
+            x = F.pad(x, _exact_pad_amounts(x.shape, self.kernel_size, self.stride))
         return super().forward(x)
 
 
@@ -122,7 +147,7 @@ class ITGMConv3d(nn.Module):
         self.mixing = nn.Parameter(torch.empty(cout, cin, self.num_components))
         self.centre_raw = nn.Parameter(torch.empty(self.num_components))
         self.width_raw = nn.Parameter(torch.empty(self.num_components))
-        self._odd = all(k % 2 == 1 for k in self.kernel_size)
+        self._static = _static_padding(self.kernel_size, self.stride)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -149,12 +174,9 @@ class ITGMConv3d(nn.Module):
         return self.spatial[:, :, None, :, :] * self.temporal_kernel()[:, :, :, None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._odd:
-            padding = tuple(k // 2 for k in self.kernel_size)
-        else:
-            x = F.pad(x, _pad_amounts(x.shape, self.kernel_size, self.stride))
-            padding = 0
-        return F.conv3d(x, self.weight(), stride=self.stride, padding=padding)
+        if self._static is None:
+            x = F.pad(x, _exact_pad_amounts(x.shape, self.kernel_size, self.stride))
+        return F.conv3d(x, self.weight(), stride=self.stride, padding=self._static or 0)
 
     def extra_repr(self) -> str:
         cout, cin = self.spatial.shape[:2]
