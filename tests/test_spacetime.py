@@ -152,13 +152,14 @@ def test_make_conv_uses_a_plain_conv_for_itgm_length_one():
         make_conv('4d', 4, 4, 3)
 
 
-def test_max_pool_same_padding_never_lets_padding_win():
+@pytest.mark.parametrize('kernel', [(3, 3, 3), (7, 3, 3), (11, 3, 3), (1, 3, 3), (5, 1, 1)])
+def test_max_pool_same_padding_never_lets_padding_win(kernel):
     x = -torch.rand(1, 2, 4, 5, 5) - 1  # all negative: zero padding would win a max
-    pool = SpaceTimePool('max', (3, 3, 3), 1)
-    out = pool(x)
+    out = SpaceTimePool('max', kernel, 1)(x)
     assert out.shape == x.shape
     assert out.max() < 0
-    ref = F.max_pool3d(F.pad(x, [1] * 6, value=float('-inf')), 3, 1)
+    pads = [p for k in reversed(kernel) for p in (k // 2, k // 2)]
+    ref = F.max_pool3d(F.pad(x, pads, value=float('-inf')), kernel, 1)
     torch.testing.assert_close(out, ref)
 
 

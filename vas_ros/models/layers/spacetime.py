@@ -232,6 +232,16 @@ class SpaceTimePool(nn.Module):
         self.stride = _triple(stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kt, kh, kw = self.kernel_size
+        if self.kind == 'max' and _static_padding(self.kernel_size, self.stride) is not None:
+            # Stride 1, odd kernel: a box max is a spatial max then a temporal max, and the
+            # pools' own padding never wins a max, so no padded copy and 9 + t compares
+            # per output instead of 9 t. Same result as the padded 3-D pool.
+            if kh > 1 or kw > 1:
+                x = F.max_pool3d(x, (1, kh, kw), 1, padding=(0, kh // 2, kw // 2))
+            if kt > 1:
+                x = F.max_pool3d(x, (kt, 1, 1), 1, padding=(kt // 2, 0, 0))
+            return x
         pads = _pad_amounts(x.shape, self.kernel_size, self.stride)
         if self.kind == 'max':
             if any(pads):
