@@ -168,6 +168,13 @@ def test_rosbag_dataset_from_labelled_spans(tmp_path, storage):
     assert np.array_equal(read_bag_frames(bag, '/camera/image_raw', 0, 1.0)[0], left)
     assert data.labels == [0, 1]
     assert np.array_equal(data.frames(1), up)
+    # relabelling (a new labels.csv) keeps the decoded spans: cache hits, no decoding
+    with (bag / 'labels.csv').open('a') as handle:
+        handle.write('move_up,1.5,2.0,test,/camera/image_raw\n')
+    with pytest.warns(UserWarning, match='skipped 1'):
+        relabelled = open_dataset(bag, 'train', SPEC, cache_dir=tmp_path / 'cache')
+    relabelled.frames(1)
+    assert relabelled.cache.hits == 1 and relabelled.cache.misses == 0
     inputs, label = data[0]
     assert inputs['rgb'].shape == (3, 4, 32, 32) and label == 0
     val = open_dataset(bag, 'val', SPEC)

@@ -23,7 +23,10 @@ CACHE_VERSION = 1
 def source_stamp(path) -> dict:
     """Identity of a source file or directory (bag): path, newest mtime and total size."""
     path = Path(path).resolve()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob('*') if p.is_file())
+    # a bag directory's labels.csv is not part of its recording: editing labels keeps the
+    # decoded spans (each cache key also holds the span itself)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob('*') if p.is_file() and p.suffix.lower() != '.csv')
     stats = [p.stat() for p in files]
     return {'path': str(path), 'mtime_ns': max((s.st_mtime_ns for s in stats), default=0),
             'bytes': sum(s.st_size for s in stats)}
