@@ -50,7 +50,8 @@ PARAMETERS = {
     'top_k': (5, 'how many labels activity/result lists'),
     'flow_method': ('', "optical flow for flow models; '' = the model's own"),
     'num_threads': (0, 'torch CPU threads; 0 = leave the default'),
-    'reliability': ('best_effort', 'image subscription QoS: best_effort or reliable'),
+    'reliability': ('best_effort', 'image subscription QoS: best_effort, reliable or '
+                                   'best_available (Iron+)'),
     'queue_depth': (1, 'image subscription queue depth (keep it small: stale frames)'),
     'compressed': (False, 'subscribe to image/compressed (CompressedImage) instead of image'),
     'use_cv_bridge': (True, 'decode with cv_bridge when it is installed'),

@@ -2,24 +2,62 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
-RELIABILITIES = ('best_effort', 'reliable')
+RELIABILITIES = ('best_effort', 'reliable', 'best_available')
+LARGE_FRAMES_PROFILE = 'fastdds_large_frames.xml'
 
 
 def sensor_qos(reliability: str = 'best_effort', depth: int = 1):
-    """Keep-last QoS for camera streams; best_effort matches both kinds of publisher."""
+    """Keep-last QoS for camera streams; best_effort matches both kinds of publisher.
+
+    `best_available` (rclpy Iron and later) becomes reliable when every publisher is; on
+    Humble it falls back to best_effort.
+    """
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    from vas_ros.errors import VasError
 
     text = str(reliability).strip().lower()
     if text not in RELIABILITIES:
-        raise ValueError(f'reliability must be one of {RELIABILITIES}, got {reliability!r}')
+        raise VasError(f'reliability must be one of {RELIABILITIES}, got {reliability!r}')
     if int(depth) < 1:
-        raise ValueError(f'queue_depth must be >= 1, got {depth}')
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
-                      reliability=(ReliabilityPolicy.BEST_EFFORT if text == 'best_effort'
-                                   else ReliabilityPolicy.RELIABLE),
+        raise VasError(f'queue_depth must be >= 1, got {depth}')
+    policy = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
+              'reliable': ReliabilityPolicy.RELIABLE,
+              'best_available': getattr(ReliabilityPolicy, 'BEST_AVAILABLE',
+                                        ReliabilityPolicy.BEST_EFFORT)}[text]
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=policy,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+def large_frames_profile() -> Path:
+    from vas_ros.nodes.composition import config_dir
+
+    return config_dir() / LARGE_FRAMES_PROFILE
+
+
+def use_large_frame_transport(env: dict | None = None) -> bool:
+    """Let this process's Fast DDS send camera-sized frames through shared memory.
+
+    Fast DDS's default 512 KB shared-memory segment is smaller than a 640x480 rgb8 frame,
+    so such frames go as fragmented UDP, and best-effort subscribers lose most of them
+    (measured: docs/ros.md). The segment that matters is the *publisher's*, so frame
+    publishers call this before `rclpy.init`. Does nothing if a profile is already chosen
+    or another RMW is in use. Returns whether it set the profile.
+    """
+    env = os.environ if env is None else env
+    rmw = env.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    if rmw != 'rmw_fastrtps_cpp' or env.get('FASTRTPS_DEFAULT_PROFILES_FILE') \
+            or env.get('FASTDDS_DEFAULT_PROFILES_FILE'):
+        return False
+    profile = large_frames_profile()
+    if not profile.is_file():
+        return False
+    env['FASTRTPS_DEFAULT_PROFILES_FILE'] = str(profile)
+    return True
 
 
 def latched_qos():

@@ -103,34 +103,105 @@ def _diagnostics(probe) -> dict:
     return {}
 
 
+def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
+                     width: int = 640, height: int = 480, fps: float = 30.0) -> dict:
+    """Frames a recogniser receives of those published (no inference), in this process.
+
+    Call in a fresh process: the Fast DDS profile is read when the first participant is made.
+    """
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import Image
+
+    from vas_ros.nodes.common import use_large_frame_transport
+    from vas_ros.nodes.probe import Probe, start_node, stop_node
+    from vas_ros.ros_env import apply_loopback
+
+    env = apply_loopback()
+    if large_frames:
+        use_large_frame_transport()
+        use_large_frame_transport(env)
+    node = start_node('activity_node', {'hop_frames': 1_000_000, 'reliability': reliability,
+                                        'queue_depth': 1 if reliability == 'best_effort'
+                                        else 5, 'diagnostics_period': 0.5}, env=env)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (height, width, 3), np.uint8) for _ in range(8)]
+    try:
+        with Probe('node_bench_delivery') as probe:
+            probe.listen('/diagnostics', DiagnosticArray)
+            if not probe.wait_for_subscriber('image', Image, timeout=120):
+                raise RuntimeError('the recogniser did not subscribe within 120 s')
+            time.sleep(1.0)
+            stream = _Stream(probe, frames, fps).start()
+            time.sleep(seconds)
+            stream.stop()
+            time.sleep(1.5)
+            diag = _diagnostics(probe)
+    finally:
+        stop_node(node)
+    received = int(diag.get('frames_received', 0))
+    return {'reliability': reliability, 'large_frame_profile': large_frames,
+            'published': stream.count, 'received': received,
+            'fraction': round(received / max(stream.count, 1), 3),
+            'callback_ms_median': float(diag.get('callback_ms', 'nan')),
+            'publish_ms_median': _median(stream.publish_ms)}
+
+
+def _delivery_in_child(reliability: str, large_frames: bool) -> dict:
+    import subprocess
+
+    args = [sys.executable, '-m', 'vas_ros.nodes.node_bench', '--delivery', reliability]
+    if large_frames:
+        args.append('--large-frames')
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return {'reliability': reliability, 'large_frame_profile': large_frames,
+                'error': proc.stderr.strip()[-500:]}
+    return json.loads(proc.stdout)
+
+
 def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
                    model: str = '', width: int = 640, height: int = 480, fps: float = 30.0,
                    hop_frames: int = 4, threads: int = 0, out: str | None = None) -> dict:
-    """Measure the recogniser in a child process; returns a JSON-ready dict."""
+    """Measure the recogniser in a child process; returns a JSON-ready dict.
+
+    Frame delivery is measured first for best_effort and reliable subscriptions with Fast
+    DDS's default transport and for best_effort with the large-frame profile; the latency
+    runs then use best_effort (the node's default) with that profile on both sides.
+    """
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
+    from vas_ros.nodes.common import use_large_frame_transport
     from vas_ros.nodes.probe import Probe, start_node, stop_node
     from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
     from vas_ros.ros_env import apply_loopback
 
+    delivery = [_delivery_in_child('best_effort', False), _delivery_in_child('reliable', False),
+                _delivery_in_child('best_effort', True)]
     env = apply_loopback()
+    use_large_frame_transport()
+    use_large_frame_transport(env)
     model = model or DEFAULT_MODEL
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (height, width, 3), np.uint8) for _ in range(16)]
 
-    # Bare model latency, in this process, on the same clip size the node will see.
+    # Bare model latency, in this process, on the same clip size the node will see;
+    # measured before the node runs and again after (the machine's load may change).
     engine = InferenceEngine(model, device='cpu', num_threads=threads)
     clip = np.stack(frames[:engine.spec.frames])
-    for _ in range(3):
-        engine.infer(clip)
-    bare = [engine.infer(clip).latency_ms for _ in range(15)]
+
+    def bare_run() -> list[dict]:
+        for _ in range(3):
+            engine.infer(clip)
+        return [engine.infer(clip).latency_ms for _ in range(15)]
+
+    bare = bare_run()
     bare_total = _median(b['total'] for b in bare)
-    del engine
 
     report: dict = {'model': model, 'frame': f'{width}x{height} rgb8', 'fps': fps,
-                    'hop_frames': hop_frames,
+                    'hop_frames': hop_frames, 'delivery': delivery,
+                    'transport': 'best_effort subscription, Fast DDS large-frame profile',
                     'bare_model_ms': {'total': bare_total,
                                       'model': _median(b['model'] for b in bare),
                                       'preprocess': _median(b['preprocess'] for b in bare)}}
@@ -205,6 +276,7 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
             report['recogniser_peak_rss_mb'] = _peak_rss_mb(node.pid)
     finally:
         stop_node(node)
+    report['bare_model_ms']['total_after'] = _median(b['total'] for b in bare_run())
     return report
 
 
@@ -237,7 +309,14 @@ def main(argv=None) -> int:
     parser.add_argument('--model', default='')
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--out', default=None, help='folder for the PNG and the node log')
+    parser.add_argument('--delivery', default=None, metavar='RELIABILITY',
+                        help='only measure frame delivery with this subscription reliability')
+    parser.add_argument('--large-frames', action='store_true',
+                        help='with --delivery: use the Fast DDS large-frame profile')
     args = parser.parse_args(argv)
+    if args.delivery:
+        print(json.dumps(measure_delivery(args.delivery, args.large_frames)))
+        return 0
     result = run_node_bench(overload_seconds=args.overload_seconds,
                             steady_seconds=args.steady_seconds, model=args.model,
                             threads=args.threads, out=args.out)

@@ -155,8 +155,9 @@ class VideoSource(Node):
 
 
 def main(argv=None) -> int:
-    from vas_ros.nodes.common import run_single
+    from vas_ros.nodes.common import run_single, use_large_frame_transport
 
+    use_large_frame_transport()  # frames over 512 KB through shared memory, not UDP
     return run_single(VideoSource, argv)
 
 
