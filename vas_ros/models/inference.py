@@ -19,8 +19,10 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import tempfile
 import warnings
+import weakref
 from pathlib import Path
 
 from vas_ros.errors import VasError
@@ -287,6 +289,8 @@ def _onnxruntime_runner(model, spec, path, threads, calibration):
 
     runner = InferenceRunner(path, 'cpu', forward, note=str(model_file))
     runner.session = session
+    # The exported files live as long as the runner (`note` names the model it runs).
+    weakref.finalize(runner, shutil.rmtree, workdir, ignore_errors=True)
     return runner
 
 
