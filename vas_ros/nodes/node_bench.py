@@ -30,6 +30,14 @@ def _median(values) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    import os
+
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def _peak_rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f'/proc/{pid}/status').read_text().splitlines():
@@ -131,10 +139,12 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
             if not probe.wait_for_subscriber('image', Image, timeout=120):
                 raise RuntimeError('the recogniser did not subscribe within 120 s')
             time.sleep(1.0)
+            cpu_before = _cpu_seconds(node.pid)
             stream = _Stream(probe, frames, fps).start()
             time.sleep(seconds)
             stream.stop()
             time.sleep(1.5)
+            cpu_used = _cpu_seconds(node.pid) - cpu_before
             diag = _diagnostics(probe)
     finally:
         stop_node(node)
@@ -143,6 +153,7 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
             'published': stream.count, 'received': received,
             'fraction': round(received / max(stream.count, 1), 3),
             'callback_ms_median': float(diag.get('callback_ms', 'nan')),
+            'node_cpu_ms_per_received_frame': round(cpu_used * 1e3 / max(received, 1), 3),
             'publish_ms_median': _median(stream.publish_ms)}
 
 
@@ -192,9 +203,19 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
     clip = np.stack(frames[:engine.spec.frames])
 
     def bare_run() -> list[dict]:
-        for _ in range(3):
-            engine.infer(clip)
-        return [engine.infer(clip).latency_ms for _ in range(15)]
+        # In a worker thread, as the node runs it (on an oversubscribed CPU, torch's
+        # intra-op pool behaved very differently in the main thread).
+        out: list[dict] = []
+
+        def work():
+            for _ in range(3):
+                engine.infer(clip)
+            out.extend(engine.infer(clip).latency_ms for _ in range(15))
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+        return out
 
     bare = bare_run()
     bare_total = _median(b['total'] for b in bare)

@@ -115,10 +115,14 @@ class SearchNode(Node):
             wanted = json.loads(self._marker().read_text()).get('wanted')
         except (OSError, ValueError):
             wanted = None
-        if (wanted == 'running' and self._param('resume_on_start')
-                and (not last or last.get('state') not in ('done', 'failed'))):
+        interrupted = wanted == 'running' and (not last or last.get('state')
+                                                not in ('done', 'failed'))
+        if interrupted and self._param('resume_on_start'):
             ok, message = self.start_search(resumed=True)
             self.get_logger().info(f'resuming the interrupted search: {message}')
+        elif last and last.get('state') == 'running':
+            self._update({'state': 'cancelled', 'message': 'interrupted when its node stopped; '
+                                                           '~/start resumes it'})
 
     # ---------------------------------------------------------------- services
     def _on_start(self, request, response):
