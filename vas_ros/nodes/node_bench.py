@@ -226,7 +226,10 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
                     'bare_model_ms': {'total': bare_total,
                                       'model': _median(b['model'] for b in bare),
                                       'preprocess': _median(b['preprocess'] for b in bare)}}
-    log = Path(out or '.') / 'node_bench_recogniser.log' if out else None
+    log = None
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        log = Path(out) / 'node_bench_recogniser.log'
     node = start_node('activity_node', {'model': model, 'device': 'cpu',
                                         'hop_frames': hop_frames, 'num_threads': threads,
                                         'diagnostics_period': 0.5}, env=env, log_path=log)
