@@ -274,6 +274,11 @@ def test_train_cli_errors(data_root, trained_run, tmp_path, capsys):
     err = cli_error(capsys, ['train', '--model', 'no_such_model', '--data', str(data_root),
                              '--out', str(tmp_path / 'x'), '--device', 'cpu'])
     assert 'no_such_model' in err and 'preset' in err
+    train_only = tmp_path / 'train_only'
+    shutil.copytree(data_root / 'train', train_only / 'train')
+    err = cli_error(capsys, ['train', '--model', 'frame2d', '--data', str(train_only),
+                             '--out', str(tmp_path / 'y'), '--device', 'cpu'])
+    assert "'val'" in err and str(train_only) in err
     out, _ = trained_run
     assert 'already holds a training run' in cli_error(
         capsys, ['train', '--model', 'frame2d', '--data', str(data_root), '--out', str(out)])
@@ -293,10 +298,11 @@ def test_train_and_eval_cli_in_a_fresh_process(data_root, tmp_path, python_exe):
     run = tmp_path / 'run'
     done = subprocess.run([python_exe, '-m', 'vas_ros.cli', 'train', '--model', str(genome),
                            '--data', str(data_root), '--out', str(run), '--epochs', '1',
-                           '--batch-size', '8', '--device', 'cpu', '--quiet', '--json'],
+                           '--batch-size', '8', '--device', 'cpu', '--json'],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    summary = json.loads(done.stdout)  # progress and epoch lines go to stderr only
+    assert 'epoch 1:' in done.stderr
     assert summary['steps'] == 2 and summary['checkpoint'] == str(run / MODEL_FILE)
     raw = (run / MODEL_FILE).read_bytes()
     (run / MODEL_FILE).write_bytes(raw[:len(raw) - 1000])

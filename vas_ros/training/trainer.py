@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -282,7 +283,8 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
         if progress:
             tqdm.write(f'epoch {epoch}: train loss {entry["train_loss"]:.3f} '
                        f'top1 {entry["train_top1"]:.3f} | val loss {val["loss"]:.3f} '
-                       f'top1 {val["top1"]:.3f} | {entry["clips_per_s"]:.2f} clips/s')
+                       f'top1 {val["top1"]:.3f} | {entry["clips_per_s"]:.2f} clips/s',
+                       file=sys.stderr)  # stdout stays free for --json
         if _better(val, best):
             best, best_epoch = val, epoch
             best_weights = {k: v.detach().to('cpu', copy=True)
