@@ -30,7 +30,10 @@ def test_summary_percentiles_are_ordered_and_interpolated():
 
 
 def test_measure_latency_returns_sane_percentiles_and_restores_threads():
-    arch = resolve_arch('tvn_tiny')
+    arch = resolve_arch({'family': 'tvn', 'genome': {
+        'frames': 2, 'size': 32, 'blocks': [{'spatial_type': 'std', 'spatial_stride': 2,
+                                             'temporal_type': '1d', 'temporal_kernel': 2,
+                                             'filters': 8, 'context_gating': True}]}})
     model = build_model(arch, 8)
     before = torch.get_num_threads()
     res = measure_latency(model, input_spec_for(arch), threads=2, warmup=1, repeats=5)
