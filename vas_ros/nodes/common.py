@@ -84,12 +84,24 @@ def sec_to_stamp(seconds: float):
     return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
 
 
-def spin_nodes(nodes, threads: int = 4, args=None) -> int:
-    """Run nodes in one MultiThreadedExecutor until Ctrl-C or shutdown; return exit code."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+def spin_nodes(nodes, threads: int = 4, multi_threaded: bool | None = None) -> int:
+    """Spin nodes until Ctrl-C or shutdown; return the exit code.
 
-    executor = MultiThreadedExecutor(num_threads=threads)
+    A node executable spins single-threaded by default: its heavy work already runs on
+    its own threads, and rclpy's MultiThreadedExecutor cost 2-5x more CPU per 640x480
+    frame here (docs/ros.md). `VAS_ROS_EXECUTOR=multi` (or `multi_threaded=True`) picks it.
+    """
+    import rclpy
+    from rclpy.executors import (
+        ExternalShutdownException,
+        MultiThreadedExecutor,
+        SingleThreadedExecutor,
+    )
+
+    if multi_threaded is None:
+        multi_threaded = os.environ.get('VAS_ROS_EXECUTOR', 'single') == 'multi'
+    executor = (MultiThreadedExecutor(num_threads=threads) if multi_threaded
+                else SingleThreadedExecutor())
     for node in nodes:
         executor.add_node(node)
     try:

@@ -140,11 +140,14 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
                 raise RuntimeError('the recogniser did not subscribe within 120 s')
             time.sleep(1.0)
             cpu_before = _cpu_seconds(node.pid)
+            time.sleep(seconds)  # the node's own idle cost (timers, DDS), subtracted below
+            cpu_idle = _cpu_seconds(node.pid) - cpu_before
+            cpu_before = _cpu_seconds(node.pid)
             stream = _Stream(probe, frames, fps).start()
             time.sleep(seconds)
             stream.stop()
+            cpu_used = _cpu_seconds(node.pid) - cpu_before - cpu_idle
             time.sleep(1.5)
-            cpu_used = _cpu_seconds(node.pid) - cpu_before
             diag = _diagnostics(probe)
     finally:
         stop_node(node)
