@@ -21,7 +21,11 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 
+import torch
+from torch import nn
+
 from vas_ros.errors import DataError, GenomeError
+from vas_ros.models.layers.common import ContextGating, ConvBNAct, Pool2dSame, SqueezeExcite
 from vas_ros.models.registry import Family, register_family
 from vas_ros.models.spec import InputSpec
 
@@ -268,127 +272,109 @@ def _to_genome(genome) -> TVNGenome:
 # ---------------------------------------------------------------- builder
 
 
-def _build_modules():
-    """Torch modules, defined lazily so that importing the family (CLI, registry) is cheap."""
-    import torch
-    from torch import nn
+class TemporalLayer(nn.Module):
+    """A (k x 1) conv or pool over T, run on folded frames [B*T, C, H, W].
 
-    from vas_ros.models.layers.common import (
-        ContextGating,
-        ConvBNAct,
-        Pool2dSame,
-        SqueezeExcite,
-    )
+    The folded tensor is viewed as [B, C, T, H*W] so the op is an ordinary 2D one;
+    with channels-last memory both views are free.
+    """
 
-    class TemporalLayer(nn.Module):
-        """A (k x 1) conv or pool over T, run on folded frames [B*T, C, H, W].
+    def __init__(self, op: nn.Module, frames_in: int):
+        super().__init__()
+        self.op = op
+        self.frames_in = frames_in
 
-        The folded tensor is viewed as [B, C, T, H*W] so the op is an ordinary 2D one;
-        with channels-last memory both views are free.
-        """
+    def forward(self, x):
+        n, c, h, w = x.shape
+        b = n // self.frames_in
+        y = self.op(x.reshape(b, self.frames_in, c, h * w).permute(0, 2, 1, 3))
+        return y.permute(0, 2, 1, 3).reshape(b * y.shape[2], y.shape[1], h, w)
 
-        def __init__(self, op: nn.Module, frames_in: int):
-            super().__init__()
-            self.op = op
-            self.frames_in = frames_in
 
-        def forward(self, x):
-            n, c, h, w = x.shape
-            b = n // self.frames_in
-            y = self.op(x.reshape(b, self.frames_in, c, h * w).permute(0, 2, 1, 3))
-            return y.permute(0, 2, 1, 3).reshape(b * y.shape[2], y.shape[1], h, w)
+class TinyBlock(nn.Module):
+    """One copy of a TVN block, built from its planned shapes."""
 
-    class TinyBlock(nn.Module):
-        """One copy of a TVN block, built from its planned shapes."""
-
-        def __init__(self, block: TVNBlock, step: BlockStep):
-            super().__init__()
-            c, t, h, w = step.shape_in
-            f, k, s = block.filters, block.spatial_kernel, step.spatial_stride
-            if block.spatial_type in ('std', 'depth') and k > 1:
-                groups = f if block.spatial_type == 'depth' else 1
-                self.spatial = nn.Sequential(
-                    ConvBNAct(c, f, 1),
-                    ConvBNAct(f, f, k, s, in_hw=(h, w), groups=groups))
-            elif k > 1 or s > 1:  # pooling; kernel 1 with a stride subsamples
-                kind = 'avg' if block.spatial_type == 'avgpool' else 'max'
-                self.spatial = Pool2dSame(kind, k, s, (h, w))
+    def __init__(self, block: TVNBlock, step: BlockStep):
+        super().__init__()
+        c, t, h, w = step.shape_in
+        f, k, s = block.filters, block.spatial_kernel, step.spatial_stride
+        if block.spatial_type in ('std', 'depth') and k > 1:
+            groups = f if block.spatial_type == 'depth' else 1
+            self.spatial = nn.Sequential(
+                ConvBNAct(c, f, 1),
+                ConvBNAct(f, f, k, s, in_hw=(h, w), groups=groups))
+        elif k > 1 or s > 1:  # pooling; kernel 1 with a stride subsamples
+            kind = 'avg' if block.spatial_type == 'avgpool' else 'max'
+            self.spatial = Pool2dSame(kind, k, s, (h, w))
+        else:
+            self.spatial = nn.Identity()
+        c_mid, _, h2, w2 = step.shape_mid
+        self.temporal = nn.Identity()
+        tk, ts = block.temporal_kernel, step.temporal_stride
+        if step.use_temporal and (tk > 1 or ts > 1):
+            if block.temporal_type == '1d' and tk > 1:
+                op = ConvBNAct(c_mid, f, (tk, 1), (ts, 1), in_hw=(t, h2 * w2))
             else:
-                self.spatial = nn.Identity()
-            c_mid, _, h2, w2 = step.shape_mid
-            self.temporal = nn.Identity()
-            tk, ts = block.temporal_kernel, step.temporal_stride
-            if step.use_temporal and (tk > 1 or ts > 1):
-                if block.temporal_type == '1d' and tk > 1:
-                    op = ConvBNAct(c_mid, f, (tk, 1), (ts, 1), in_hw=(t, h2 * w2))
-                else:
-                    kind = 'avg' if block.temporal_type == 'avgpool' else 'max'
-                    op = Pool2dSame(kind, (tk, 1), (ts, 1), (t, h2 * w2))
-                self.temporal = TemporalLayer(op, t)
-            c_t = step.shape_out[1]
-            width = block.expanded
-            self.expand = ConvBNAct(self._channels_after_temporal(block, step), width, 1,
-                                    act=False)
-            self.squeeze = (SqueezeExcite(width, block.se_channels, c_t)
-                            if block.se_ratio > 0 else nn.Identity())
-            self.gating = ContextGating(width, c_t) if block.context_gating else nn.Identity()
-            self.shortcut = (ConvBNAct(c, width, 1, s, act=False) if step.residual else None)
+                kind = 'avg' if block.temporal_type == 'avgpool' else 'max'
+                op = Pool2dSame(kind, (tk, 1), (ts, 1), (t, h2 * w2))
+            self.temporal = TemporalLayer(op, t)
+        c_t = step.shape_out[1]
+        width = block.expanded
+        self.expand = ConvBNAct(self._channels_after_temporal(block, step), width, 1,
+                                act=False)
+        self.squeeze = (SqueezeExcite(width, block.se_channels, c_t)
+                        if block.se_ratio > 0 else nn.Identity())
+        self.gating = ContextGating(width, c_t) if block.context_gating else nn.Identity()
+        self.shortcut = (ConvBNAct(c, width, 1, s, act=False) if step.residual else None)
 
-        @staticmethod
-        def _channels_after_temporal(block: TVNBlock, step: BlockStep) -> int:
-            if step.use_temporal and block.temporal_type == '1d' and block.temporal_kernel > 1:
-                return block.filters
-            return step.shape_mid[0]
+    @staticmethod
+    def _channels_after_temporal(block: TVNBlock, step: BlockStep) -> int:
+        if step.use_temporal and block.temporal_type == '1d' and block.temporal_kernel > 1:
+            return block.filters
+        return step.shape_mid[0]
 
-        def forward(self, x):
-            y = self.gating(self.squeeze(self.expand(self.temporal(self.spatial(x)))))
-            if self.shortcut is not None:
-                y = y + self.shortcut(x)
-            return torch.relu(y)
-
-    class TinyVideoNet(nn.Module):
-        """A TVN for clips [B, 3, frames, size, size] -> logits [B, num_classes]."""
-
-        def __init__(self, genome: TVNGenome, num_classes: int):
-            super().__init__()
-            steps = genome.plan()
-            self.frames, self.size = genome.frames, genome.size
-            self.blocks = nn.Sequential(*[TinyBlock(genome.blocks[st.block], st)
-                                          for st in steps])
-            channels, self.frames_out = steps[-1].shape_out[:2]
-            self.dropout = nn.Dropout(genome.dropout)
-            self.classifier = nn.Linear(channels, num_classes)
-            for module in self.modules():
-                if isinstance(module, nn.Conv2d):
-                    nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
-            nn.init.normal_(self.classifier.weight, std=0.01)
-            nn.init.zeros_(self.classifier.bias)
-
-        def forward(self, rgb):
-            expected = (3, self.frames, self.size, self.size)
-            if rgb.dim() != 5 or tuple(rgb.shape[1:]) != expected:
-                raise DataError(f'TVN input must be [B, {", ".join(map(str, expected))}] '
-                                f'(rgb clip), got {list(rgb.shape)}')
-            b = rgb.shape[0]
-            # [B, C, T, H, W] -> frames folded into the batch; free for channels-last-3d input.
-            x = rgb.permute(0, 2, 1, 3, 4).reshape(b * self.frames, 3, self.size, self.size)
-            x = self.blocks(x)
-            x = x.reshape(b, self.frames_out, x.shape[1], -1).mean(dim=(1, 3))
-            return self.classifier(self.dropout(x))
-
-    return TinyVideoNet
+    def forward(self, x):
+        y = self.gating(self.squeeze(self.expand(self.temporal(self.spatial(x)))))
+        if self.shortcut is not None:
+            y = y + self.shortcut(x)
+        return torch.relu(y)
 
 
-_MODEL_CLASS = None
+class TinyVideoNet(nn.Module):
+    """A TVN for clips [B, 3, frames, size, size] -> logits [B, num_classes]."""
+
+    def __init__(self, genome: TVNGenome, num_classes: int):
+        super().__init__()
+        steps = genome.plan()
+        self.frames, self.size = genome.frames, genome.size
+        self.blocks = nn.Sequential(*[TinyBlock(genome.blocks[st.block], st)
+                                      for st in steps])
+        channels, self.frames_out = steps[-1].shape_out[:2]
+        self.dropout = nn.Dropout(genome.dropout)
+        self.classifier = nn.Linear(channels, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+        nn.init.normal_(self.classifier.weight, std=0.01)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, rgb):
+        expected = (3, self.frames, self.size, self.size)
+        if rgb.dim() != 5 or tuple(rgb.shape[1:]) != expected:
+            raise DataError(f'TVN input must be [B, {", ".join(map(str, expected))}] '
+                            f'(rgb clip), got {list(rgb.shape)}')
+        b = rgb.shape[0]
+        # [B, C, T, H, W] -> frames folded into the batch; free for channels-last-3d input.
+        x = rgb.permute(0, 2, 1, 3, 4).reshape(b * self.frames, 3, self.size, self.size)
+        x = self.blocks(x)
+        x = x.reshape(b, self.frames_out, x.shape[1], -1).mean(dim=(1, 3))
+        return self.classifier(self.dropout(x))
 
 
-def build_tvn(genome, num_classes: int):
+
+def build_tvn(genome, num_classes: int) -> TinyVideoNet:
     """Random-initialised TinyVideoNet for a genome dict or TVNGenome."""
-    global _MODEL_CLASS
-    genome = _to_genome(genome)
-    if _MODEL_CLASS is None:
-        _MODEL_CLASS = _build_modules()
-    return _MODEL_CLASS(genome, int(num_classes))
+    return TinyVideoNet(_to_genome(genome), int(num_classes))
 
 
 def validate_genome(genome) -> dict:
