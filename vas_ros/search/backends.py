@@ -95,7 +95,13 @@ class _Worker:
         child.close()
         self.key = None
 
-    def stop(self, grace: float = 2.0) -> None:
+    def stop(self, grace: float = 2.0, *, polite: bool = False) -> None:
+        if polite and self.key is None and self.process.is_alive():
+            try:  # idle: ask it to leave, so it exits normally and releases what it holds
+                self.conn.send(None)
+                self.process.join(grace)
+            except OSError:
+                pass
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(grace)
@@ -170,8 +176,9 @@ class LocalBackend:
                                          f'out of memory?'}
 
     def close(self) -> None:
+        """Idle workers exit normally; busy ones (a cancel) are terminated."""
         for worker in self._pool:
-            worker.stop()
+            worker.stop(polite=True)
         self._pool = []
 
 
