@@ -293,6 +293,11 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
                 'e2e_ms_first_sixth': _median(e2e[:tenth]),
                 'e2e_ms_last_sixth': _median(e2e[-tenth:]),
                 'e2e_slope_ms_per_minute': round(slope, 3) if slope is not None else None,
+                # What the node adds beyond its engine; growth here would mean a backlog.
+                'overhead_ms_first_sixth': _median(r['e2e_ms'] - r['engine_ms']
+                                                   for r in rows[:tenth]),
+                'overhead_ms_last_sixth': _median(r['e2e_ms'] - r['engine_ms']
+                                                  for r in rows[-tenth:]),
                 'engine_ms_median': _median(r['engine_ms'] for r in rows),
                 'callback_ms_median': float(diag.get('callback_ms', 'nan')),
             }
