@@ -50,10 +50,10 @@ def _results_since(probe, count: int) -> list[dict]:
     return probe.json_messages('activity/result')[count:]
 
 
-def _diagnostics(probe) -> dict:
+def _diagnostics(probe, node: str = '/' + NODE) -> dict:
     for msg in reversed(probe.received('/diagnostics')):
         for status in msg.status:
-            if status.name.startswith(NODE):
+            if status.name.startswith(node + ':'):
                 return {kv.key: kv.value for kv in status.values}
     return {}
 
@@ -171,3 +171,37 @@ def test_parameters_change_live_and_bad_model_is_rejected(recogniser, probe, tmp
                                       for r in _results_since(probe, start)), 20)
     assert _results_since(probe, start)[-1]['label'] in ('a', 'b', 'c')
     assert probe.get_parameters(NODE, ['model'])['model'] == str(other)
+
+
+def test_compressed_images_and_corrupt_data(ros_env, tmp_path, probe):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from vas_ros.data.synth import render_clip
+
+    log = tmp_path / 'compressed.log'
+    proc = start_node('activity_node', {'device': 'cpu', 'compressed': True, 'hop_frames': 2,
+                                        'num_threads': 1}, env=ros_env, log_path=log,
+                      remaps={'__ns': '/cam2'})
+    try:
+        probe.listen('/cam2/activity/result', String)
+        assert probe.wait_for_subscriber('/cam2/image/compressed', CompressedImage, 90), \
+            log.read_text()
+        publisher = probe.publisher('/cam2/image/compressed', CompressedImage)
+        for _ in range(3):
+            publisher.publish(CompressedImage(format='jpeg', data=b'\xff\xd8 not a jpeg'))
+            time.sleep(0.1)
+        frames = render_clip('move_left', np.random.default_rng(0), size=112, frames=16)
+        for frame in frames:
+            ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            msg = CompressedImage(format='jpeg', data=jpeg.tobytes())
+            msg.header.stamp = probe.node.get_clock().now().to_msg()
+            publisher.publish(msg)
+            time.sleep(1 / 30)
+        assert probe.wait_for(lambda: probe.received('/cam2/activity/result'), 30), \
+            log.read_text()
+        assert probe.wait_for(lambda: int(_diagnostics(probe, '/cam2/' + NODE).get(
+            'bad_frames.corrupt_compressed', 0)) >= 1, 10)
+        assert proc.poll() is None
+    finally:
+        stop_node(proc)

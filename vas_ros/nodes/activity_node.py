@@ -392,7 +392,7 @@ class ActivityNode(Node):
 
     def _publish_diagnostics(self) -> None:
         stats = self.stats()
-        status = DiagnosticStatus(name=f'{self.get_name()}: activity recognition',
+        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: activity recognition',
                                   hardware_id=stats['device'] or 'none')
         if not stats['model']:
             status.level, status.message = DiagnosticStatus.ERROR, 'no model loaded'

@@ -106,7 +106,7 @@ def _latencies(probe, stream: _Stream, since: int) -> list[dict]:
 def _diagnostics(probe) -> dict:
     for msg in reversed(probe.received('/diagnostics')):
         for status in msg.status:
-            if status.name.startswith('activity_recognizer'):
+            if status.name.startswith('/activity_recognizer:'):
                 return {kv.key: kv.value for kv in status.values}
     return {}
 
