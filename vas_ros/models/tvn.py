@@ -371,7 +371,6 @@ class TinyVideoNet(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-
 def build_tvn(genome, num_classes: int) -> TinyVideoNet:
     """Random-initialised TinyVideoNet for a genome dict or TVNGenome."""
     return TinyVideoNet(_to_genome(genome), int(num_classes))
