@@ -93,6 +93,8 @@ def test_flow_models_time_their_flow(tmp_path):
     assert prediction.latency_ms['flow'] > 0.1
     with pytest.raises(VasError, match='flow_method'):
         engine.set_flow_method('magic')
+    engine.set_flow_method('')  # back to what it was trained with
+    assert engine.spec.flow_method == engine.trained_flow_method == 'dis'
 
 
 @pytest.mark.skipif(not (SHIPPED_DIR / f'{DEFAULT_MODEL}.safetensors').is_file(),

@@ -198,7 +198,7 @@ class ActivityNode(Node):
                 reason = f'could not load model: {type(exc).__name__}: {exc}'
                 self.get_logger().error(f'parameter change rejected: {reason}')
                 return SetParametersResult(successful=False, reason=reason)
-        elif engine is not None and changes.get('flow_method'):
+        elif engine is not None and 'flow_method' in changes:
             try:
                 engine.set_flow_method(changes['flow_method'])
             except VasError as exc:

@@ -112,6 +112,7 @@ class InferenceEngine:
         self.classes = list(loaded.classes)
         self.metadata = loaded.metadata
         self.spec = loaded.spec
+        self.trained_flow_method = loaded.spec.flow_method
         if flow_method:
             self.set_flow_method(flow_method)
         self.path = path or 'eager'
@@ -123,8 +124,10 @@ class InferenceEngine:
         return self.checkpoint_path.stem
 
     def set_flow_method(self, method: str) -> None:
+        """Use another optical-flow method; '' goes back to the one the model was trained with."""
         from vas_ros.models.spec import FLOW_METHODS
 
+        method = method or self.trained_flow_method
         if method not in FLOW_METHODS:
             raise VasError(f'flow_method {method!r}: expected one of {", ".join(FLOW_METHODS)}')
         self.spec = dataclasses.replace(self.spec, flow_method=method)
