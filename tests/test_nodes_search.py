@@ -58,6 +58,13 @@ def test_start_report_cancel_and_resume_after_restart(ros_env, tiny_data, tmp_pa
         try:
             assert probe.wait_for(lambda: _states(probe), 60), (tmp_path / 'node1.log').read_text()
             assert _status(probe)['state'] == 'idle'
+            probe.set_parameters(SEARCH, {'data': str(tmp_path / 'missing')})
+            ok, message = probe.trigger(f'/{SEARCH}/start')
+            assert not ok and 'does not exist' in message
+            probe.set_parameters(SEARCH, {'data': str(tiny_data), 'population': 1})
+            ok, message = probe.trigger(f'/{SEARCH}/start')
+            assert not ok and 'population' in message
+            assert probe.set_parameters(SEARCH, {'population': 2}) == [(True, '')]
             ok, message = probe.trigger(f'/{SEARCH}/start')
             assert ok, message
             ok, message = probe.trigger(f'/{SEARCH}/start')
