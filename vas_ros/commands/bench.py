@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 # Every preset and baseline, in report order; the ratio column divides by r2plus1d_18.
-LATENCY_MODELS = ('tvn1', 'tvn2', 'tvn3', 'tvn4', 'tvn_tiny', 'evanet_a', 'evanet_b',
+LATENCY_MODELS = ('tvn1', 'tvn2', 'tvn3', 'tvn4', 'tvn_small', 'tvn_tiny', 'evanet_a', 'evanet_b',
                   'evanet_tiny', 'assemblenet50', 'assemblenet101', 'assemblenet_tiny',
                   'assemblenet_tiny_rgb', 'r2plus1d_18', 'r3d_18', 'mc3_18', 'frame2d')
 PATH_MODELS = ('tvn1', 'tvn_tiny')
