@@ -170,9 +170,12 @@ def _plot(report: dict, path: Path) -> None:
     colours = ['tab:blue'] * len(report['members']) + ['tab:orange']
     ax.bar(range(len(names)), values, color=colours)
     ax.set_xticks(range(len(names)), names, rotation=30, ha='right', fontsize=8)
+    ax.axhline(1 / len(report['classes']), color='grey', linestyle='--', linewidth=1,
+               label='chance')
     ax.set_ylabel('val top-1')
     ax.set_ylim(0, 1)
-    ax.set_title('ensemble members vs the ensemble (mean logits)')
+    ax.legend(loc='upper right', fontsize=8)
+    ax.set_title('members vs ensemble (mean logits)', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
