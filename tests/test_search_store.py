@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -100,20 +102,42 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
     assert not (folder / 's.db').exists()
 
 
+def _refused_for_nobody(path) -> bool:
+    """As root (CI), permissions don't bind: try the open in a child running as `nobody`."""
+    pid = os.fork()
+    if pid == 0:  # child: drop privileges, report 0 only for a clean StoreError
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                SearchStore.open(path, HEADER)
+            except StoreError:
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
 def test_read_only_store_file_is_refused_without_damage(tmp_path):
-    path = tmp_path / 's.db'
-    with SearchStore.open(path, HEADER) as store:
-        store.insert(CandidateRecord(0, None, 'random', {'x': 1}, 'h0'))
-    path.chmod(0o400)
+    folder = Path(tempfile.mkdtemp(prefix='vas_ro_store_'))  # reachable by other users
+    folder.chmod(0o755)
+    path = folder / 's.db'
     try:
+        with SearchStore.open(path, HEADER) as store:
+            store.insert(CandidateRecord(0, None, 'random', {'x': 1}, 'h0'))
+        path.chmod(0o444)
         if os.geteuid() == 0:
-            pytest.skip('root ignores file permissions')
-        with pytest.raises(StoreError):
-            SearchStore.open(path, HEADER)
+            assert _refused_for_nobody(path)
+        else:
+            with pytest.raises(StoreError):
+                SearchStore.open(path, HEADER)
+        path.chmod(0o644)
+        with SearchStore.open(path) as store:
+            assert len(store.candidates()) == 1
     finally:
-        path.chmod(0o600)
-    with SearchStore.open(path) as store:
-        assert len(store.candidates()) == 1
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_two_searches_cannot_share_a_store(tmp_path):
