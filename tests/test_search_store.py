@@ -102,34 +102,46 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
     assert not (folder / 's.db').exists()
 
 
-def _refused_for_nobody(path) -> bool:
-    """As root (CI), permissions don't bind: try the open in a child running as `nobody`."""
+def _open_as_nobody(path) -> str:
+    """As root (CI) permissions don't bind, so try the open in a child running as `nobody`.
+
+    Returns 'opened' or the StoreError message the child saw.
+    """
+    read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: drop privileges, report 0 only for a clean StoreError
-        code = 1
+    if pid == 0:  # child: drop privileges, report what happened, never return into pytest
         try:
+            os.close(read_end)
             os.setgid(65534)
             os.setuid(65534)
             try:
-                SearchStore.open(path, HEADER)
-            except StoreError:
-                code = 0
+                SearchStore.open(path, HEADER).close()
+                message = 'opened'
+            except StoreError as exc:
+                message = f'StoreError: {exc}'
+            os.write(write_end, message.encode())
         finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        return pipe.read()
 
 
 def test_read_only_store_file_is_refused_without_damage(tmp_path):
     folder = Path(tempfile.mkdtemp(prefix='vas_ro_store_'))  # reachable by other users
-    folder.chmod(0o755)
     path = folder / 's.db'
     try:
         with SearchStore.open(path, HEADER) as store:
             store.insert(CandidateRecord(0, None, 'random', {'x': 1}, 'h0'))
+        # Only the database file is read-only: its folder and lock file are writable.
+        folder.chmod(0o777)
+        for other in folder.iterdir():
+            other.chmod(0o666)
         path.chmod(0o444)
         if os.geteuid() == 0:
-            assert _refused_for_nobody(path)
+            seen = _open_as_nobody(path)
+            assert seen.startswith('StoreError') and 'lock' not in seen, seen
         else:
             with pytest.raises(StoreError):
                 SearchStore.open(path, HEADER)

@@ -126,6 +126,10 @@ class SearchStore:
             raise StoreError(f'{path}: folder {path.parent} does not exist')
         if header is None and not path.is_file():
             raise StoreError(f'{path}: no such search store')
+        if header is not None and path.is_file() and not os.access(path, os.W_OK):
+            # SQLite would open it read-only and fail only at the first result to record.
+            raise StoreError(f'{path}: the store file is read-only; a search must record '
+                             f'every candidate (make it writable or choose another --store)')
         lock_fd = cls._lock(path) if header is not None else -1
         try:
             conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
