@@ -8,7 +8,6 @@ the ONNX metadata (`vas_ros` key) so a consumer without vas_ros can still prepro
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,20 +29,15 @@ class ExportCheck:
                 'batch': self.batch}
 
 
-def export_onnx(model, spec: InputSpec, path, metadata: dict | None = None, opset: int = 17):
-    """Trace `model` to ONNX (TorchScript-based exporter; no onnxscript needed)."""
+def export_onnx(model, spec: InputSpec, path, metadata: dict | None = None):
+    """ONNX via the same exporter the `onnxruntime`/`int8` inference paths use."""
     import onnx
-    import torch
+
+    from vas_ros.models.inference import export_onnx as trace_to_onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(spec.streams)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # the exporter warns about its own deprecation
-        torch.onnx.export(
-            model.eval(), example_inputs(spec), str(path), dynamo=False,
-            input_names=names, output_names=['logits'], opset_version=opset,
-            dynamic_axes={**{n: {0: 'batch'} for n in names}, 'logits': {0: 'batch'}})
+    trace_to_onnx(model, spec, path)
     if metadata:
         proto = onnx.load(str(path))
         entry = proto.metadata_props.add()
