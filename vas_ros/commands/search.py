@@ -58,6 +58,8 @@ def _add_arguments(p) -> None:
                         'reproducibility)')
     p.add_argument('--batch-size', type=int, default=8, dest='proxy_batch_size',
                    help='training batch size (default 8)')
+    p.add_argument('--lr', type=float, default=None,
+                   help="learning rate of proxy and final training (default: the trainer's)")
     p.add_argument('--final-epochs', type=int, default=3,
                    help='epochs to train the best candidate on the full training split')
     p.add_argument('--final-steps', type=int, default=None,
@@ -121,7 +123,7 @@ def run(args) -> int:
         tournament=args.tournament, seed=args.seed, backend=args.backend,
         address=args.address, workers=args.workers, threads=args.threads,
         device=args.device, proxy_steps=args.proxy_steps, proxy_seconds=args.proxy_seconds,
-        proxy_batch_size=args.proxy_batch_size, final_epochs=args.final_epochs,
+        proxy_batch_size=args.proxy_batch_size, lr=args.lr, final_epochs=args.final_epochs,
         final_steps=args.final_steps, time_budget_s=args.time_budget_s,
         space_options=options, initial=list(args.initial),
         latency_threads=args.latency_threads, latency_path=args.latency_path,

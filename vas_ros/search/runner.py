@@ -65,6 +65,7 @@ class SearchSettings:
     proxy_steps: int | None = 30
     proxy_seconds: float | None = None
     proxy_batch_size: int = 8
+    lr: float | None = None  # None: the trainer's default, for proxy and final training
     final_epochs: int = 3
     final_steps: int | None = None
     time_budget_s: float | None = None
@@ -161,6 +162,7 @@ def evaluate_task(payload: dict) -> dict:
     arch = ModelArch(payload['family'], payload['genome'], f'candidate-{payload["id"]}')
     result = train(arch, payload['data'], max_steps=payload['proxy_steps'],
                    max_seconds=payload['proxy_seconds'], batch_size=payload['batch_size'],
+                   lr=payload['lr'],
                    device=payload['device'], seed=payload['seed'], progress=False,
                    cache_dir=payload['cache_dir'])
     next_genome = None
@@ -183,6 +185,7 @@ def final_training_task(payload: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     result = train(arch, payload['data'], out=out, epochs=payload['epochs'],
                    max_steps=payload['max_steps'], batch_size=payload['batch_size'],
+                   lr=payload['lr'],
                    device=payload['device'], seed=payload['seed'],
                    progress=payload['progress'], resume=(out / STATE_FILE).is_file(),
                    cache_dir=payload['cache_dir'])
@@ -359,6 +362,7 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                    'batch': batch, 'device': settings.device,
                    'proxy_steps': settings.proxy_steps, 'proxy_seconds': settings.proxy_seconds,
                    'proxy_batch_size': settings.proxy_batch_size, 'space': space.options,
+                   **({'lr': settings.lr} if settings.lr is not None else {}),
                    'initial': [genome_hash(g) for g in seeds],
                    'latency': {'threads': settings.latency_threads,
                                'path': settings.latency_path,
@@ -383,7 +387,8 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                 'id': rec.id, 'family': settings.family, 'genome': rec.genome,
                 'data': str(data), 'proxy_steps': settings.proxy_steps,
                 'proxy_seconds': settings.proxy_seconds,
-                'batch_size': settings.proxy_batch_size, 'device': settings.device,
+                'batch_size': settings.proxy_batch_size, 'lr': settings.lr,
+                'device': settings.device,
                 'seed': (settings.seed * 1_000_003 + rec.id) % 2**31,
                 'cache_dir': cache_dir, 'space_options': space.options}) for rec in records]
             by_id = {rec.id: rec for rec in records}
@@ -448,8 +453,9 @@ def _final_training(settings, backend, best, data, out, cache_dir, should_stop) 
                'name': f'{settings.family}_search_best', 'data': str(data),
                'out': str(out / f'final_{best.genome_hash}') if local else None,
                'epochs': settings.final_epochs, 'max_steps': settings.final_steps,
-               'batch_size': settings.proxy_batch_size, 'device': settings.device,
-               'seed': settings.seed, 'progress': settings.progress, 'cache_dir': cache_dir}
+               'batch_size': settings.proxy_batch_size, 'lr': settings.lr,
+               'device': settings.device, 'seed': settings.seed,
+               'progress': settings.progress, 'cache_dir': cache_dir}
     try:
         results = list(backend.map_unordered(FINAL_TASK, [('final', payload)],
                                              should_stop or (lambda: False)))
