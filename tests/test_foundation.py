@@ -125,5 +125,5 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path):
     assert {'activity.launch.py', 'demo.launch.py'} <= set(launch_files)
     for name in launch_files:
         assert (share / 'launch' / name).is_file(), name
-    for cfg in (ROOT / 'config').glob('*.yaml'):
+    for cfg in [*(ROOT / 'config').glob('*.yaml'), *(ROOT / 'config').glob('*.xml')]:
         assert (share / 'config' / cfg.name).is_file(), cfg.name
