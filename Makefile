@@ -28,7 +28,7 @@ demo: venv
 	$(BIN)/vas-ros demo
 
 bench: venv
-	$(BIN)/vas-ros bench --out bench
+	$(BIN)/vas-ros bench --out bench $(if $(wildcard bench/gpu_h200.json),--gpu-json bench/gpu_h200.json)
 
 clean-venv:
 	rm -rf $(VENV)

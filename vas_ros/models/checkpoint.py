@@ -48,6 +48,7 @@ def save_checkpoint(path, model, arch, classes, spec: InputSpec, extra: dict | N
     os.close(fd)
     try:
         save_model(model, tmp, metadata={META_KEY: json.dumps(meta)})
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -296,7 +296,6 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
                     'batch_size': batch_size, 'lr': lr,
                     'data': str(data) if not isinstance(data, (tuple, list)) else None,
                     'trained_by': 'vas_ros.training.trainer.train'})
-                os.chmod(out / MODEL_FILE, 0o644)  # save_checkpoint's temp file is 0600
         if out is not None:
             save_train_state(out / STATE_FILE, model=model, optimizer=optimizer,
                              scheduler=scheduler, scaler=scaler, info={
