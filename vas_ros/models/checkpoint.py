@@ -9,11 +9,10 @@ Loading never unpickles anything.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vas_ros.atomic import atomic_path
 from vas_ros.errors import CheckpointError, VasError
 from vas_ros.models.spec import InputSpec
 
@@ -32,7 +31,7 @@ class LoadedCheckpoint:
 
 
 def save_checkpoint(path, model, arch, classes, spec: InputSpec, extra: dict | None = None):
-    """Write weights + metadata atomically (temp file, then rename)."""
+    """Write weights + metadata atomically (readers never see a partial file)."""
     from safetensors.torch import save_model
 
     path = Path(path)
@@ -43,16 +42,8 @@ def save_checkpoint(path, model, arch, classes, spec: InputSpec, extra: dict | N
         'input': spec.to_dict(),
         'extra': extra or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_model(model, tmp, metadata={META_KEY: json.dumps(meta)})
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

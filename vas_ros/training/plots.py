@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from vas_ros.atomic import atomic_path
 
 
 def _figure():
@@ -19,16 +19,8 @@ def _figure():
 def _save(fig, path) -> Path:
     """Write the PNG through a temp file so a reader never sees half an image."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp.png')
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix='.tmp.png') as tmp:
         fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

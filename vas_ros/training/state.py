@@ -12,12 +12,11 @@ the previous state intact.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vas_ros.atomic import atomic_path
 from vas_ros.errors import CheckpointError
 
 STATE_FORMAT = 'vas_ros.train_state/1'
@@ -91,16 +90,8 @@ def save_train_state(path, *, model, optimizer, scheduler, scaler, info: dict) -
         'scaler': scaler.state_dict(),
         'rng': rng_info,
     })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={STATE_KEY: json.dumps(header)})
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vas_ros.atomic import atomic_path
 from vas_ros.errors import CheckpointError, DataError, VasError
 
 MODEL_FILE = 'model.safetensors'
@@ -102,11 +101,8 @@ def lr_factor(step: int, warmup: int, horizon: int | None) -> float:
 
 
 def _write_json(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    with os.fdopen(fd, 'w') as handle:
+    with atomic_path(path) as tmp, open(tmp, 'w') as handle:
         json.dump(data, handle, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; run files are meant to be shared
-    os.replace(tmp, path)
 
 
 def _check_budget(epochs, max_steps, max_seconds, batch_size, lr):
