@@ -8,12 +8,11 @@ Parameters come from `params_file` (default: the package's config/activity.yaml)
 `vas-ros run` starts the same nodes with the same YAML in one process.
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 PACKAGE = 'vas_ros'
 
