@@ -49,7 +49,13 @@ def plot_pareto(records, budget_ms: float, path, *, best_id: int | None = None,
     ax.axvline(budget_ms, color='black', ls='--', lw=1, label=f'budget {budget_ms:g} ms')
     latencies = [r.latency_ms for r in done + rejected] + [budget_ms]
     if max(latencies) / max(min(latencies), 1e-6) > 30:
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
         ax.set_xscale('log')
+        # Plain 1, 2, 5, 10, 20, ... labels; matplotlib's minor labels collide on short axes.
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel('latency per clip (ms, median, batch 1)')
     ax.set_ylabel('validation top-1 after proxy training')
     top = max([r.accuracy for r in done], default=1.0)
