@@ -58,17 +58,22 @@ def to_grey(frames_rgb: np.ndarray) -> np.ndarray:
     return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames_rgb])
 
 
+def _checked_frames(frames_uint8_rgb, method: str) -> np.ndarray:
+    frames = np.asarray(frames_uint8_rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise DataError(f'optical flow needs uint8 RGB frames [T, H, W, 3], got '
+                        f'{frames.dtype} {list(frames.shape)}')
+    if method not in FLOW_METHODS:
+        raise DataError(f'unknown flow method {method!r}; choose one of {FLOW_METHODS}')
+    return frames
+
+
 def compute_flow(frames_uint8_rgb: np.ndarray, method: str = 'dis') -> np.ndarray:
     """Flow for each consecutive pair of a clip, float32 [T, H, W, 2] in pixels (x, y).
 
     flow[t] is the motion from frame t to t+1; flow[T-1] repeats flow[T-2].
     """
-    frames = np.asarray(frames_uint8_rgb)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise DataError(f'compute_flow needs uint8 RGB frames [T, H, W, 3], got '
-                        f'{frames.dtype} {list(frames.shape)}')
-    if method not in FLOW_METHODS:
-        raise DataError(f'unknown flow method {method!r}; choose one of {FLOW_METHODS}')
+    frames = _checked_frames(frames_uint8_rgb, method)
     count, height, width = frames.shape[:3]
     flow = np.zeros((count, height, width, 2), np.float32)
     if count < 2:
@@ -91,12 +96,7 @@ def flow_input_tensor(frames_uint8_rgb: np.ndarray, method: str, flow_scale: flo
     written straight into one torch buffer (no large temporary arrays)."""
     import torch
 
-    frames = np.asarray(frames_uint8_rgb)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise DataError(f'flow needs uint8 RGB frames [T, H, W, 3], got {frames.dtype} '
-                        f'{list(frames.shape)}')
-    if method not in FLOW_METHODS:
-        raise DataError(f'unknown flow method {method!r}; choose one of {FLOW_METHODS}')
+    frames = _checked_frames(frames_uint8_rgb, method)
     count, height, width = frames.shape[:3]
     # numpy fills the buffer: torch's own (OpenMP) fill/clamp took ~45 ms on a busy 2-core box
     out = torch.empty((2, count, height, width), dtype=torch.float32)
