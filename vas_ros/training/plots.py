@@ -16,11 +16,16 @@ def _figure():
     return plt
 
 
-def _save(fig, path) -> Path:
-    """Write the PNG through a temp file so a reader never sees half an image."""
+def _save(plt, fig, path) -> Path:
+    """Lay out, write the PNG through a temp file (a reader never sees half an image),
+    and free the figure whatever happens."""
     path = Path(path)
-    with atomic_path(path, suffix='.tmp.png') as tmp:
-        fig.savefig(tmp, dpi=110)
+    try:
+        fig.tight_layout()
+        with atomic_path(path, suffix='.tmp.png') as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -49,11 +54,7 @@ def plot_curves(history: list[dict], path, title: str = '') -> Path:
     ax_acc.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(plt, fig, path)
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path,
@@ -76,8 +77,4 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path,
     fig.colorbar(image, ax=ax)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(plt, fig, path)
