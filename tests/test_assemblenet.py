@@ -189,6 +189,45 @@ def test_edge_weights_learn_in_the_full_model_and_stay_fixed_when_frozen():
                if f.edge_logits is not None)
 
 
+def test_edge_logits_get_their_own_learning_rate_and_no_weight_decay():
+    from vas_ros.training.trainer import param_groups
+
+    torch.manual_seed(0)
+    genome = {**copy.deepcopy(TINY_GENOME), 'edge_lr_scale': 50}
+    arch = resolve_arch({'family': 'assemblenet', 'genome': genome})
+    spec = input_spec_for(arch)
+    model = build_model(arch, 2)
+    groups = param_groups(model, 1e-3)
+    assert [g['lr'] for g in groups] == [pytest.approx(1e-3), pytest.approx(0.05)]
+    assert groups[1]['weight_decay'] == 0.0 and 'weight_decay' not in groups[0]
+    ids = [id(p) for g in groups for p in g['params']]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())  # each exactly once
+    edge_ids = {id(f.edge_logits) for f in model.fusions.values() if f.edge_logits is not None}
+    assert {id(p) for p in groups[1]['params']} == edge_ids
+
+    # Adam's first step moves every parameter by about its lr: 50x more for the edges.
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.05)
+    logits = model(*example_inputs(spec, 2))
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    optimizer.step()
+    moved = {name: (p.detach() - before[name]).abs().max().item()
+             for name, p in model.named_parameters()}
+    edge_moves = [v for k, v in moved.items() if k.endswith('edge_logits')]
+    other_moves = [v for k, v in moved.items() if not k.endswith('edge_logits')]
+    assert edge_moves and min(edge_moves) == pytest.approx(0.05, rel=0.05)
+    assert max(other_moves) < 2e-3
+
+    # Default scale 1: one group's worth of lr; frozen edges: no edge group at all.
+    plain = build_model(resolve_arch({'family': 'assemblenet', 'genome': TINY_GENOME}), 2)
+    assert [g['lr'] for g in param_groups(plain, 1e-3)] == [pytest.approx(1e-3)] * 2
+    frozen = build_model(resolve_arch({'family': 'assemblenet', 'genome': {
+        **TINY_GENOME, 'freeze_edges': True}}), 2)
+    assert len(param_groups(frozen, 1e-3)) == 1
+    with pytest.raises(GenomeError, match='edge_lr_scale'):
+        parse_genome({**TINY_GENOME, 'edge_lr_scale': 0})
+
+
 def test_two_stream_checkpoint_runs_from_rgb_frames_only(tmp_path):
     from vas_ros.data.synth import CLASSES, render_clip
     from vas_ros.data.transforms import clip_to_inputs
@@ -230,3 +269,17 @@ def test_two_stream_model_exports_to_onnxruntime():
     got = torch.as_tensor(run(*inputs)).float()
     assert got.shape == expected.shape
     assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_documented_evolved_graph_validates_and_runs():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / 'docs' / 'assemblenet_evolved_synth.json'
+    arch = resolve_arch(str(path))
+    assert arch.family == 'assemblenet' and arch.genome['edge_lr_scale'] == 100.0
+    spec = input_spec_for(arch)
+    assert spec.streams == ('rgb', 'flow')
+    model = build_model(arch, 8).eval()
+    with torch.no_grad():
+        assert model(*example_inputs(spec, 1)).shape == (1, 8)
+    assert rgb_only(arch.genome)['nodes'][0]['modality'] == 'rgb'

@@ -45,6 +45,20 @@ def test_random_graphs_are_valid_over_connected_and_buildable():
     assert parse_genome(rgb_space.random_genome(rng)).streams == ('rgb',)
 
 
+def test_searched_graphs_learn_their_edges_faster():
+    from vas_ros.models.assemblenet import TINY_GENOME
+
+    space = AssembleNetSpace()
+    rng = random.Random(1)
+    assert space.random_genome(rng)['edge_lr_scale'] == 100.0
+    # A preset seed keeps its own rate; its children get the space's.
+    assert TINY_GENOME['edge_lr_scale'] == 1.0
+    assert space.mutate(TINY_GENOME, rng)['edge_lr_scale'] == 100.0
+    assert AssembleNetSpace(edge_lr_scale=10).random_genome(rng)['edge_lr_scale'] == 10.0
+    with pytest.raises(VasError, match='edge_lr_scale'):
+        AssembleNetSpace(edge_lr_scale=0)
+
+
 @pytest.mark.parametrize('kind', AssembleNetSpace.MUTATIONS)
 def test_each_mutation_yields_valid_changed_graphs(kind):
     space = AssembleNetSpace()

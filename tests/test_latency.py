@@ -102,6 +102,23 @@ def test_latency_command_accepts_genome_files_and_checkpoints(capsys, tmp_path):
     assert out['results'][0]['params'] - out['results'][1]['params'] == head * 397 + 397
 
 
+def test_latency_command_times_flow_per_clip_apart_for_two_stream_models(capsys):
+    from vas_ros.search.latency import measure_flow_latency
+
+    out = _cli_json(capsys, ['latency', 'assemblenet_tiny', 'assemblenet_tiny_rgb', 'tvn_tiny',
+                             '--repeats', '2', '--warmup', '0', '--classes', '8', '--json'])
+    rows = {r['model']: r for r in out['results']}
+    two = rows['assemblenet_tiny']
+    assert two['flow_method'] == 'dis' and 0 < two['flow_p10_ms'] <= two['flow_p90_ms']
+    assert 'flow_median_ms' not in rows['assemblenet_tiny_rgb']
+    assert 'flow_median_ms' not in rows['tvn_tiny']
+    spec = input_spec_for(resolve_arch('assemblenet_tiny'))
+    assert measure_flow_latency(input_spec_for(resolve_arch('tvn_tiny'))) is None
+    assert measure_flow_latency(spec, repeats=2).samples_ms[0] > 0
+    with pytest.raises(VasError, match='repeats'):
+        measure_flow_latency(spec, repeats=0)
+
+
 def test_latency_command_rejects_unknown_models(capsys):
     assert main(['latency', 'tvn9', '--json']) == 2
     assert 'neither a preset' in capsys.readouterr().err

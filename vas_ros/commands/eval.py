@@ -12,18 +12,46 @@ def register(subparsers) -> None:
                     'preprocess ROOT/<split> with the input spec stored in it, and report '
                     'top-1, top-5, per-class accuracy and the confusion matrix (rows: true '
                     'class, columns: predicted).')
-    parser.add_argument('checkpoint', metavar='CHECKPOINT', help='.safetensors checkpoint')
-    parser.add_argument('--data', required=True, metavar='ROOT',
-                        help='data set root, CSV or bag source')
-    parser.add_argument('--split', default='val', help='split to evaluate (default val)')
-    parser.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:N')
-    parser.add_argument('--batch-size', type=int, default=8, help='clips per batch (default 8)')
-    parser.add_argument('--cache-dir', default=None, help='folder for decoded-clip caches')
+    add_checkpoint_split_arguments(parser)
     parser.add_argument('--confusion-png', default=None, metavar='PNG',
                         help='also draw the confusion matrix to this PNG file')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     parser.set_defaults(func=run)
+
+
+def add_checkpoint_split_arguments(parser, batch_size: int = 8) -> None:
+    """CHECKPOINT, --data, --split, --device, --batch-size, --cache-dir (see load_split)."""
+    parser.add_argument('checkpoint', metavar='CHECKPOINT', help='.safetensors checkpoint')
+    parser.add_argument('--data', required=True, metavar='ROOT',
+                        help='data set root, CSV or bag source')
+    parser.add_argument('--split', default='val', help='split to use (default val)')
+    parser.add_argument('--device', default='auto', help='auto (default), cpu, cuda, cuda:N')
+    parser.add_argument('--batch-size', type=int, default=batch_size,
+                        help=f'clips per batch (default {batch_size})')
+    parser.add_argument('--cache-dir', default=None, help='folder for decoded-clip caches')
+
+
+def load_split(args, family: str | None = None):
+    """(checkpoint, dataset, device) for those arguments: the split preprocessed with the
+    checkpoint's input spec, its classes checked against the checkpoint's."""
+    from vas_ros.data.datasets import open_dataset
+    from vas_ros.models.checkpoint import load_checkpoint
+    from vas_ros.training.devices import resolve_device
+
+    if args.batch_size < 1:
+        raise DataError(f'--batch-size must be >= 1, got {args.batch_size}')
+    device = resolve_device(args.device)
+    loaded = load_checkpoint(args.checkpoint, device=device)
+    if family is not None and loaded.arch.family != family:
+        raise DataError(f'{args.checkpoint}: is a {loaded.arch.family} model; this command '
+                        f'needs a checkpoint of the {family} family')
+    dataset = open_dataset(args.data, args.split, loaded.spec, train=False,
+                           cache_dir=args.cache_dir)
+    check_classes(loaded.classes, list(dataset.classes), f'{args.data} ({args.split})')
+    if len(dataset) == 0:
+        raise DataError(f'{args.data}: split {args.split!r} holds no usable clips')
+    return loaded, dataset, device
 
 
 def check_classes(checkpoint_classes: list[str], data_classes: list[str], where: str) -> None:
@@ -46,20 +74,9 @@ def check_classes(checkpoint_classes: list[str], data_classes: list[str], where:
 def run(args) -> int:
     import json
 
-    from vas_ros.data.datasets import open_dataset
-    from vas_ros.models.checkpoint import load_checkpoint
-    from vas_ros.training.devices import resolve_device
     from vas_ros.training.evaluate import evaluate
 
-    if args.batch_size < 1:
-        raise DataError(f'--batch-size must be >= 1, got {args.batch_size}')
-    device = resolve_device(args.device)
-    loaded = load_checkpoint(args.checkpoint, device=device)
-    dataset = open_dataset(args.data, args.split, loaded.spec, train=False,
-                           cache_dir=args.cache_dir)
-    check_classes(loaded.classes, list(dataset.classes), f'{args.data} ({args.split})')
-    if len(dataset) == 0:
-        raise DataError(f'{args.data}: split {args.split!r} holds no usable clips')
+    loaded, dataset, device = load_split(args)
     result = evaluate(loaded.model, dataset, device=device, batch_size=args.batch_size,
                       streams=loaded.spec.streams, progress=not args.quiet and not args.json)
     if args.confusion_png:

@@ -2,7 +2,9 @@
 
 All models and paths in one call are timed in the same process, one after another, so
 their ratios can be read from one table. Each non-eager path is also checked against
-eager fp32 of the same weights on a few clips (max |logit diff|, top-1 agreement).
+eager fp32 of the same weights on a few clips (max |logit diff|, top-1 agreement). For a
+two-stream model the optical flow one clip needs is timed separately (the robot computes
+it on the CPU before the forward pass) and shown in its own column, not in the median.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def run(args) -> int:
     from vas_ros.errors import VasError
     from vas_ros.models.inference import compare_logits, prepare_inference
     from vas_ros.models.introspect import count_macs, count_params
-    from vas_ros.search.latency import measure_latency
+    from vas_ros.search.latency import measure_flow_latency, measure_latency
 
     if args.check_clips < 1:
         raise VasError(f'--check-clips must be >= 1, got {args.check_clips}')
@@ -85,7 +87,7 @@ def run(args) -> int:
     results, failures = [], 0
     jobs = [(m, p) for m in loaded for p in paths]
     bar = tqdm(jobs, desc='latency', unit='run', file=sys.stderr, disable=None)
-    eager_of, reference_of = {}, {}
+    eager_of, reference_of, flow_of = {}, {}, {}
     for (name, model, spec), path in bar:
         bar.set_postfix_str(f'{name} {path}')
         row = {'model': name, 'path': path}
@@ -114,6 +116,12 @@ def run(args) -> int:
         row.update({'median_ms': round(res.median_ms, 3), 'p10_ms': round(res.p10_ms, 3),
                     'p90_ms': round(res.p90_ms, 3), 'params': count_params(model),
                     'macs': count_macs(model, spec)})
+        if name not in flow_of:  # the same for every path of a model: time it once
+            flow = measure_flow_latency(spec, threads=threads, repeats=max(3, args.repeats))
+            flow_of[name] = None if flow is None else {
+                'flow_method': spec.flow_method, 'flow_median_ms': round(flow.median_ms, 3),
+                'flow_p10_ms': round(flow.p10_ms, 3), 'flow_p90_ms': round(flow.p90_ms, 3)}
+        row.update(flow_of[name] or {})
         if path == 'eager':
             eager_of[name] = res.median_ms
         if len(paths) > 1 and name in eager_of:
@@ -154,7 +162,8 @@ def _agreement(cmp: dict) -> dict:
 def _print_table(out: dict) -> None:
     print(f'device {out["device"]}, {out["threads"]} threads; batch-1 clip, ms')
     head = (f'{"model":<22} {"path":<14} {"median":>9} {"p10":>9} {"p90":>9} '
-            f'{"params":>8} {"GMACs":>7} {"x eager":>8} {"max|dL|":>9} {"top1=":>6}')
+            f'{"params":>8} {"GMACs":>7} {"x eager":>8} {"max|dL|":>9} {"top1=":>6} '
+            f'{"flow/clip":>10}')
     print(head)
     for r in out['results']:
         if 'error' in r:
@@ -163,9 +172,13 @@ def _print_table(out: dict) -> None:
         speed = f'{r["speedup_vs_eager"]:.2f}' if 'speedup_vs_eager' in r else ''
         diff = f'{r["max_abs_diff"]:.2g}' if 'max_abs_diff' in r else ''
         agree = f'{r["top1_agree"]:.2f}' if 'top1_agree' in r else ''
+        flow = f'{r["flow_median_ms"]:.2f}' if 'flow_median_ms' in r else ''
         print(f'{r["model"]:<22} {r["path"]:<14} {r["median_ms"]:>9.2f} {r["p10_ms"]:>9.2f} '
               f'{r["p90_ms"]:>9.2f} {r["params"] / 1e6:>7.2f}M {r["macs"] / 1e9:>7.2f} '
-              f'{speed:>8} {diff:>9} {agree:>6}')
+              f'{speed:>8} {diff:>9} {agree:>6} {flow:>10}')
+    if any('flow_median_ms' in r for r in out['results']):
+        print('flow/clip: optical flow for one clip at the model\'s input (CPU, OpenCV), '
+              'not included in the median')
 
 
 def _plot(results, out, png) -> None:

@@ -7,6 +7,7 @@ Genome (JSON; node id = its position in `nodes`, an optional "id" key must match
      "bottleneck_widths": null,        # per-level 3x3 width; null = the node's filters
      "stem_filters": null,             # null = 128 // number of stems (published rule)
      "freeze_edges": false,            # edge logits become fixed buffers
+     "edge_lr_scale": 1.0,             # learning-rate multiplier for the edge logits
      "dropout": 0.0, "flow_method": "dis",
      "nodes": [
        {"type": "stem", "modality": "rgb", "temporal_dilation": 1},
@@ -50,7 +51,7 @@ NAMED_DEPTHS = {26: [2, 2, 2, 2], 38: [2, 4, 4, 2], 50: [3, 4, 6, 3], 101: [3, 4
 PUBLISHED_BOTTLENECK_WIDTHS = [64, 128, 256, 512]
 
 _TOP_KEYS = {'frames', 'size', 'frame_stride', 'depth', 'bottleneck_widths', 'stem_filters',
-             'freeze_edges', 'dropout', 'flow_method', 'nodes'}
+             'freeze_edges', 'edge_lr_scale', 'dropout', 'flow_method', 'nodes'}
 _STEM_KEYS = {'id', 'type', 'modality', 'temporal_dilation'}
 _BLOCK_KEYS = {'id', 'type', 'level', 'inputs', 'filters', 'temporal_dilation',
                'spatial_stride', 'edge_logits'}
@@ -98,6 +99,7 @@ class AssembleGenome:
     bottleneck_widths: tuple[int, int, int, int] | None = None
     stem_filters: int | None = None
     freeze_edges: bool = False
+    edge_lr_scale: float = 1.0
     dropout: float = 0.0
     flow_method: str = 'dis'
     extra: dict = field(default_factory=dict, compare=False)
@@ -133,6 +135,7 @@ class AssembleGenome:
             'bottleneck_widths': (None if self.bottleneck_widths is None
                                   else list(self.bottleneck_widths)),
             'stem_filters': self.stem_filters, 'freeze_edges': self.freeze_edges,
+            'edge_lr_scale': self.edge_lr_scale,
             'dropout': self.dropout, 'flow_method': self.flow_method,
             'nodes': [n.to_dict() for n in self.nodes],
         }
@@ -274,6 +277,11 @@ def parse_genome(genome: dict) -> AssembleGenome:
     freeze = genome.get('freeze_edges', False)
     if not isinstance(freeze, bool):
         raise GenomeError('freeze_edges', f'must be true or false, got {freeze!r}')
+    edge_lr_scale = genome.get('edge_lr_scale', 1.0)
+    if isinstance(edge_lr_scale, bool) or not isinstance(edge_lr_scale, (int, float)) \
+            or not 0 < edge_lr_scale <= 1000:
+        raise GenomeError('edge_lr_scale', f'must be a number in (0, 1000], '
+                          f'got {edge_lr_scale!r}')
     dropout = genome.get('dropout', 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
             or not 0 <= dropout < 1:
@@ -292,7 +300,8 @@ def parse_genome(genome: dict) -> AssembleGenome:
         size=_int(genome.get('size', 64), 'size', 16, 1024),
         frame_stride=_int(genome.get('frame_stride', 1), 'frame_stride', 1, 64),
         depth=depth, bottleneck_widths=widths, stem_filters=stem_filters,
-        freeze_edges=freeze, dropout=float(dropout), flow_method=flow_method)
+        freeze_edges=freeze, edge_lr_scale=float(edge_lr_scale), dropout=float(dropout),
+        flow_method=flow_method)
 
 
 def validate_genome(genome: dict) -> dict:
@@ -431,6 +440,7 @@ class AssembleNet(nn.Module):
         g = parse_genome(genome)
         self.genome = g.to_dict()
         self.streams = g.streams
+        self.edge_lr_scale = g.edge_lr_scale
         self.node_kinds = [('stem', n.modality) if isinstance(n, StemNode) else ('block', '')
                            for n in g.nodes]
         self.node_inputs = [tuple(n.inputs) if isinstance(n, BlockNode) else () for n in g.nodes]
@@ -493,6 +503,22 @@ class AssembleNet(nn.Module):
         pooled = [outputs[i].mean(dim=(3, 4)).mean(dim=2) for i in self.head_nodes]
         features = pooled[0] if len(pooled) == 1 else torch.stack(pooled).mean(dim=0)
         return self.classifier(self.dropout(features))
+
+    def optimizer_param_groups(self) -> list[dict]:
+        """Parameter groups for the trainer: the edge logits apart from the rest.
+
+        The logits get `edge_lr_scale` times the learning rate and no weight decay (decay
+        would pull every weight back to 0.5, against the signal the search prunes on).
+        """
+        edges = [f.edge_logits for f in self.fusions.values()
+                 if isinstance(f.edge_logits, nn.Parameter)]
+        ids = {id(p) for p in edges}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        groups = [{'params': rest}]
+        if edges:
+            groups.append({'params': edges, 'lr_scale': self.edge_lr_scale,
+                           'weight_decay': 0.0})
+        return groups
 
     def edge_weights(self) -> dict[tuple[int, int], float]:
         """{(src, dst): sigmoid(logit)} for every edge; single-input edges are fixed at 1.0."""

@@ -10,6 +10,11 @@ candidate's proxy training, `after_training` reads the learned sigmoid edge weig
   source (so no node is ever left without inputs or without a path to the head);
 - proposes `propose_edges` (default 2) new random edges, so the graph keeps exploring.
 
+For the weights to say anything after a proxy of ~100 steps, random genomes carry
+`edge_lr_scale` = 100: the trainer gives the edge logits 100x the learning rate and no
+weight decay. At 1x (AdamW, lr 1e-3) a logit moves about 1e-3 per step and every weight is
+still 0.49-0.51 after 100 steps; at 100x they spread to 0.14-0.94 (docs/assemblenet.md).
+
 Surviving edges keep their learned logits in the genome (for the record and the graph
 picture); `mutate` clears all logits, so every child relearns its connection weights from
 sigmoid(~0) = 0.5 (one-shot connection learning, as published). Every genome this module
@@ -38,6 +43,7 @@ DEFAULTS = {
     'connect_prob': 0.6,              # chance of each eligible edge in a random graph
     'prune_threshold': 0.2,
     'propose_edges': 2,
+    'edge_lr_scale': 100.0,           # edge logits learn this much faster (see module doc)
 }
 
 
@@ -136,6 +142,8 @@ class AssembleNetSpace:
             raise VasError('assemblenet search space: max_blocks must be >= 4 (one per level)')
         if not 0 <= float(self.options['prune_threshold']) < 1:
             raise VasError('assemblenet search space: prune_threshold must be in [0, 1)')
+        if not 0 < float(self.options['edge_lr_scale']) <= 1000:
+            raise VasError('assemblenet search space: edge_lr_scale must be in (0, 1000]')
 
     # -- random graphs
 
@@ -170,7 +178,8 @@ class AssembleNetSpace:
         _repair(nodes, rng)
         top = {'frames': opts['frames'], 'size': opts['size'],
                'frame_stride': opts['frame_stride'], 'depth': list(opts['depth']),
-               'stem_filters': opts['stem_filters']}
+               'stem_filters': opts['stem_filters'],
+               'edge_lr_scale': float(opts['edge_lr_scale'])}
         return _finish(top, nodes, keep_logits=False)
 
     # -- mutations
@@ -271,6 +280,7 @@ class AssembleNetSpace:
         base = _finish(*_graph(validate_genome(genome)), keep_logits=False)
         for _ in range(20):
             top, nodes = _graph(base)
+            top['edge_lr_scale'] = float(self.options['edge_lr_scale'])  # seeds from presets too
             op = kind or rng.choice(self.MUTATIONS)
             if not getattr(self, f'_{op}')(nodes, rng):
                 if kind:

@@ -108,3 +108,37 @@ def measure_arch_latency(arch, *, num_classes: int = 8, device: str = 'cpu',
     model = build_model(arch, num_classes)
     return measure_latency(model, input_spec_for(arch), device=device, threads=threads,
                            warmup=warmup, repeats=repeats, batch=batch, path=path)
+
+
+def measure_flow_latency(spec, *, threads: int | None = None, warmup: int = 1,
+                         repeats: int = 5, seed: int = 0) -> LatencyResult | None:
+    """Time the optical flow a two-stream model needs per clip, on the CPU, as the robot
+    computes it before the forward pass: `spec.frames` frames at `spec.size` (a rendered
+    synthetic clip that moves) through `spec.flow_method`. None for RGB-only specs."""
+    if 'flow' not in spec.streams:
+        return None
+    if repeats < 1:
+        raise VasError(f'repeats must be >= 1, got {repeats}')
+    import cv2
+    import numpy as np
+
+    from vas_ros.data.flow import flow_input_tensor
+    from vas_ros.data.synth import render_clip
+
+    frames = render_clip('move_right', np.random.default_rng(seed), size=spec.size,
+                         frames=spec.frames)
+    previous = cv2.getNumThreads()
+    if threads is not None:
+        cv2.setNumThreads(int(threads))
+    try:
+        for _ in range(max(0, warmup)):
+            flow_input_tensor(frames, spec.flow_method, spec.flow_scale)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            flow_input_tensor(frames, spec.flow_method, spec.flow_scale)
+            samples.append((time.perf_counter() - start) * 1000.0)
+        used = cv2.getNumThreads()
+    finally:
+        cv2.setNumThreads(previous)
+    return summarise(samples, 'cpu', used, f'flow:{spec.flow_method}')

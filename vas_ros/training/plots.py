@@ -78,3 +78,25 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path,
     if title:
         ax.set_title(title)
     return _save(plt, fig, path)
+
+
+def plot_edge_ablation(result: dict, path, title: str = '',
+                       prune_threshold: float | None = None) -> Path:
+    """Learned edge weight against the loss increase when the edge is cut (one dot each)."""
+    plt = _figure()
+    edges = result['edges']
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter([e['weight'] for e in edges], [e['loss_increase'] for e in edges],
+               s=24, alpha=0.8)
+    ax.axhline(0, color='grey', linewidth=0.8)
+    if prune_threshold is not None:
+        ax.axvline(prune_threshold, color='tab:red', linestyle='--',
+                   label=f'prune threshold {prune_threshold:g}')
+        ax.legend(loc='upper left')
+    ax.set_xlabel('learned edge weight (sigmoid)')
+    ax.set_ylabel('val loss increase when cut')
+    rho = result.get('spearman')
+    ax.set_title(title or (f'{len(edges)} edges, Spearman rho '
+                           f'{"n/a" if rho is None else f"{rho:.2f}"}'))
+    ax.grid(alpha=0.3)
+    return _save(plt, fig, path)

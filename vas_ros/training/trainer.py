@@ -105,6 +105,24 @@ def _write_json(path: Path, data) -> None:
         json.dump(data, handle, indent=2)
 
 
+def param_groups(model, lr: float) -> list[dict]:
+    """AdamW parameter groups: the model's own (`optimizer_param_groups`) or all in one.
+
+    A group may carry `lr_scale` (its learning rate is `lr * lr_scale`; the schedule scales
+    every group alike) and its own `weight_decay`. AssembleNet uses this to learn its
+    connection weights faster than the convolutions.
+    """
+    custom = getattr(model, 'optimizer_param_groups', None)
+    if custom is None:
+        return [{'params': list(model.parameters())}]
+    groups = []
+    for group in custom():
+        group = dict(group)
+        scale = float(group.pop('lr_scale', 1.0))
+        groups.append({**group, 'lr': lr * scale})
+    return groups
+
+
 def _check_budget(epochs, max_steps, max_seconds, batch_size, lr):
     if epochs is not None and (isinstance(epochs, bool) or int(epochs) < 1):
         raise VasError(f'epochs must be >= 1, got {epochs}')
@@ -171,7 +189,7 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
     train_set, val_set = open_splits(data, spec, seed=seed, cache_dir=cache_dir)
     classes = [str(c) for c in train_set.classes]
     model = build_model(arch, len(classes)).to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, lr), lr=lr, weight_decay=weight_decay)
 
     drop_last = len(train_set) > batch_size  # avoid a 1-clip batch upsetting BatchNorm
     steps_per_epoch = (len(train_set) // batch_size if drop_last
