@@ -29,3 +29,16 @@ def ros_env() -> dict:
 @pytest.fixture(scope='session')
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """One intra-op torch thread for a module's correctness tests: OpenMP spin-waiting
+    makes two threads many times slower when other processes share the two cores.
+    Use with `pytestmark = pytest.mark.usefixtures('one_torch_thread')`."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

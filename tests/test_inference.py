@@ -21,13 +21,7 @@ TOLERANCE = {'eager': 1e-6, 'channels_last': 1e-4, 'compile': 1e-4, 'onnxruntime
              'bf16': 0.05, 'int8': 0.15}
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_torch_thread():
-    # One intra-op thread: OpenMP spin-waits make two threads crawl on shared cores.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')

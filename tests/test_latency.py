@@ -12,14 +12,7 @@ from vas_ros.errors import VasError
 from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
 from vas_ros.search.latency import measure_arch_latency, measure_latency, summarise
 
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_torch_thread():
-    # One intra-op thread: OpenMP spin-waits make two threads crawl on shared cores.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_summary_percentiles_are_ordered_and_interpolated():

@@ -27,15 +27,7 @@ from vas_ros.models.registry import (
 )
 from vas_ros.models.tvn import LIMITS, PRESETS, TVNBlock, TVNGenome, build_tvn
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Correctness tests only: one intra-op thread avoids OpenMP spin-waiting, which makes
-    # two threads many times slower when other processes share the two cores.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 # Backbone parameters computed from the published tables (classifier excluded).
