@@ -51,20 +51,13 @@ def machine() -> dict:
     """What this was measured on."""
     import torch
 
-    cpu = platform.processor()
     try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
+        cpuinfo = Path('/proc/cpuinfo').read_text().splitlines()
     except OSError:
-        pass
-    flags = ''
-    try:
-        flags = next(line for line in Path('/proc/cpuinfo').read_text().splitlines()
-                     if line.startswith('flags'))
-    except (OSError, StopIteration):
-        pass
+        cpuinfo = []
+    cpu = next((line.split(':', 1)[1].strip() for line in cpuinfo
+                if line.startswith('model name')), platform.processor())
+    flags = next((line for line in cpuinfo if line.startswith('flags')), '')
     try:
         mem_gb = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
     except (ValueError, OSError):
