@@ -37,12 +37,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def score(results: list[dict], truths: list[dict]) -> list[dict]:
     """Pair each result with the synthetic clip that holds its whole input window.
 
@@ -69,6 +63,7 @@ def run(args) -> int:
     from vas_ros.nodes.probe import Probe, start_node, stop_node
     from vas_ros.perception.engine import resolve_model_path
     from vas_ros.ros_env import apply_loopback
+    from vas_ros.search.latency import percentile
 
     if args.clips < 1:
         raise VasError(f'--clips must be >= 1, got {args.clips}')
@@ -135,7 +130,7 @@ def run(args) -> int:
         'scored_results': len(scored),
         'accuracy': (sum(r['correct'] for r in scored) / len(scored)) if scored else 0.0,
         'e2e_latency_ms': {'median': statistics.median(latencies) if latencies else None,
-                           'p95': _percentile(latencies, 95) if latencies else None},
+                           'p95': percentile(latencies, 95) if latencies else None},
         'model_latency_ms_median': statistics.median(model_ms) if model_ms else None,
         'dropped_clips': max((r.get('dropped_clips', 0) for r in results), default=0),
     }

@@ -32,8 +32,12 @@ class LatencyResult:
         return data
 
 
+def percentile(values, q: float) -> float:
+    """Linear-interpolated percentile (numpy's default) of non-empty `values`, q in [0, 100]."""
+    return _percentile(sorted(values), q)
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
     pos = (len(sorted_values) - 1) * q / 100.0
     lo = int(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
