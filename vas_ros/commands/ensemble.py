@@ -159,10 +159,9 @@ def _train_member(arch, member_dir: Path, args, cache_dir: str) -> dict:
 
 
 def _plot(report: dict, path: Path) -> None:
-    import matplotlib
+    from vas_ros.plotting import pyplot, save_figure
 
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = [m['name'] for m in report['members']] + ['ensemble']
     values = [m['val_top1'] for m in report['members']] + [report['ensemble']['val_top1']]
@@ -176,9 +175,7 @@ def _plot(report: dict, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend(loc='upper right', fontsize=8)
     ax.set_title('members vs ensemble (mean logits)', fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=100)
 
 
 def build_ensemble(args) -> dict:

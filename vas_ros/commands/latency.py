@@ -182,10 +182,7 @@ def _print_table(out: dict) -> None:
 
 
 def _plot(results, out, png) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from vas_ros.plotting import pyplot, save_figure
 
     rows = [r for r in results if 'error' not in r]
     if not rows:
@@ -194,12 +191,11 @@ def _plot(results, out, png) -> None:
     med = [r['median_ms'] for r in rows]
     err = [[r['median_ms'] - r['p10_ms'] for r in rows],
            [r['p90_ms'] - r['median_ms'] for r in rows]]
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows)), 4))
     ax.bar(range(len(rows)), med, yerr=err, capsize=3, color='tab:blue')
     ax.set_xticks(range(len(rows)), labels, rotation=60, ha='right', fontsize=8)
     ax.set_yscale('log')
     ax.set_ylabel('ms per clip (median, p10-p90)')
     ax.set_title(f'batch-1 clip latency, {out["device"]}, {out["threads"]} threads')
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, png, dpi=120)

@@ -12,13 +12,11 @@ from vas_ros.data.flow import compute_flow, flow_to_rgb
 def write_preview(source, out, *, split: str = 'train', size: int = 112, frames: int = 16,
                   flow_method: str = 'dis', columns: int = 4) -> Path:
     """One row per class (its first clip): `columns` frames, then their flow pictures."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     from vas_ros.data.datasets import open_dataset
     from vas_ros.models.spec import InputSpec
+    from vas_ros.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     spec = InputSpec(frames=frames, size=size)
     data = open_dataset(source, split, spec)
@@ -45,9 +43,4 @@ def write_preview(source, out, *, split: str = 'train', size: int = 112, frames:
             ax.set_yticks([])
     fig.suptitle(f'{source} [{split}]: frames and {flow_method} flow '
                  f'(hue = direction, brightness = speed)', fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(plt, fig, out, dpi=110)

@@ -313,12 +313,9 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
 
 
 def _plot(path: Path, times, e2e, engine, fps: float) -> None:
-    import matplotlib
+    from vas_ros.plotting import pyplot, save_figure
 
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(times, e2e, '.', ms=3, label='last frame published -> activity/result')
     ax.plot(times, engine, '.', ms=3, label='engine (preprocess + model)')
@@ -327,9 +324,7 @@ def _plot(path: Path, times, e2e, engine, fps: float) -> None:
     ax.set_title(f'activity_recognizer under overload ({fps:.0f} clips/s offered)')
     ax.set_ylim(bottom=0)
     ax.legend(loc='upper right', fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=120)
 
 
 def main(argv=None) -> int:

@@ -45,11 +45,11 @@ def plot_graph(genome: dict, weights: dict[tuple[int, int], float] | None, path,
                title: str | None = None) -> Path:
     """Write a PNG of `genome` to `path`; `weights` is {(src, dst): sigmoid weight}
     (e.g. `model.edge_weights()`), or None to use the genome's own edge logits."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
+    from vas_ros.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     g = parse_genome(genome)
     weights = {**genome_edge_weights(genome), **(weights or {})}
@@ -111,12 +111,7 @@ def plot_graph(genome: dict, weights: dict[tuple[int, int], float] | None, path,
               title_fontsize=7, frameon=False)
     ax.set_title(title or f'AssembleNet graph: {len(g.stems)} stems, {len(g.blocks)} blocks; '
                  'darker edge = larger learned weight', fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def plot_checkpoint_graph(checkpoint, path, title: str | None = None) -> Path:

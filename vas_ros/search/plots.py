@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,12 +22,9 @@ def plot_pareto(records, budget_ms: float, path, *, best_id: int | None = None,
                 title: str = 'accuracy vs latency') -> Path:
     """Trained candidates as dots, rejected ones as crosses on the floor, the front as a
     step line, the budget as a vertical line, the best as a star. Written atomically."""
-    import matplotlib
+    from vas_ros.plotting import pyplot, save_figure
 
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
+    plt = pyplot()
     done = [r for r in records if r.status == 'done' and r.latency_ms is not None]
     rejected = [r for r in records if r.status == 'rejected' and r.latency_ms is not None]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
@@ -63,9 +59,4 @@ def plot_pareto(records, budget_ms: float, path, *, best_id: int | None = None,
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='best')
-    fig.tight_layout()
-    tmp = path.with_name(path.stem + '.tmp.png')
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(plt, fig, path)

@@ -4,34 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vas_ros.atomic import atomic_path
+from vas_ros.plotting import pyplot, save_figure
 
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, fig, path) -> Path:
-    """Lay out, write the PNG through a temp file (a reader never sees half an image),
-    and free the figure whatever happens."""
-    path = Path(path)
-    try:
-        fig.tight_layout()
-        with atomic_path(path, suffix='.tmp.png') as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+DPI = 110
 
 
 def plot_curves(history: list[dict], path, title: str = '') -> Path:
     """Loss (train, val) and accuracy (train, val top-1, chance) per epoch."""
-    plt = _figure()
+    plt = pyplot()
     epochs = [h['epoch'] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h.get('train_loss') for h in history], 'o-', label='train')
@@ -54,13 +34,13 @@ def plot_curves(history: list[dict], path, title: str = '') -> Path:
     ax_acc.legend()
     if title:
         fig.suptitle(title)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path, DPI)
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path,
                    title: str = '') -> Path:
     """Rows: true class, columns: predicted class, counts written in each cell."""
-    plt = _figure()
+    plt = pyplot()
     size = max(4.0, 0.6 * len(classes) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(confusion, cmap='Blues')
@@ -77,13 +57,13 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path,
     fig.colorbar(image, ax=ax)
     if title:
         ax.set_title(title)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path, DPI)
 
 
 def plot_edge_ablation(result: dict, path, title: str = '',
                        prune_threshold: float | None = None) -> Path:
     """Learned edge weight against the loss increase when the edge is cut (one dot each)."""
-    plt = _figure()
+    plt = pyplot()
     edges = result['edges']
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.scatter([e['weight'] for e in edges], [e['loss_increase'] for e in edges],
@@ -99,4 +79,4 @@ def plot_edge_ablation(result: dict, path, title: str = '',
     ax.set_title(title or (f'{len(edges)} edges, Spearman rho '
                            f'{"n/a" if rho is None else f"{rho:.2f}"}'))
     ax.grid(alpha=0.3)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path, DPI)
