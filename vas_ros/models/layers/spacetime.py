@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vas_ros.models.layers.common import same_output, same_padding
+
 CONV_TYPES = ('3d', 'itgm', '2plus1d')
 POOL_KINDS = ('max', 'avg')
 
@@ -36,36 +38,23 @@ def _triple(value) -> tuple[int, int, int]:
     return value
 
 
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """(before, after) padding that makes the output ceil(size / stride) long (TF SAME)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
+def _pad_amounts(shape, kernel, stride, crop: bool = False) -> list[int]:
+    """F.pad amounts for the last three dims of `shape` (W first, as F.pad wants): TF SAME.
 
-
-def _pad_amounts(shape, kernel, stride) -> list[int]:
-    """F.pad amounts for the last three dims of `shape` (W first, as F.pad wants)."""
-    pads: list[int] = []
-    for size, k, s in zip(reversed(shape[-3:]), reversed(kernel), reversed(stride)):
-        pads.extend(same_padding(int(size), k, s))
-    return pads
-
-
-def _exact_pad_amounts(shape, kernel, stride) -> list[int]:
-    """Like `_pad_amounts`, but the padded length is exactly what the strided windows
-    cover: a trailing remainder that no window reaches is cropped (negative pad).
-
-    Strided convs get their input padded (or cropped) this way rather than through the
-    conv's own `padding`: on CPU, oneDNN's conv3d backward with stride > 1 and a padding
-    the windows do not fully use returns NaN weight gradients and can corrupt memory
-    (seen with torch 2.14, e.g. T=8, kernel 11, stride 2, padding 5).
+    `crop=True` also crops a trailing remainder that no strided window reaches (a
+    negative pad), so the padded length is exactly what the windows cover. Strided convs
+    pad their input this way rather than through the conv's own `padding`: on CPU,
+    oneDNN's conv3d backward with stride > 1 and a padding the windows do not fully use
+    returns NaN weight gradients and can corrupt memory (seen with torch 2.14, e.g. T=8,
+    kernel 11, stride 2, padding 5).
     """
     pads: list[int] = []
     for size, k, s in zip(reversed(shape[-3:]), reversed(kernel), reversed(stride)):
         size = int(size)
-        total = (-(-size // s) - 1) * s + k - size
-        before = max(total, 0) // 2
-        pads.extend((before, total - before))
+        before, after = same_padding(size, k, s)
+        if crop:
+            after = min(after, (same_output(size, s) - 1) * s + k - size)
+        pads.extend((before, after))
     return pads
 
 
@@ -85,8 +74,8 @@ class SameConv3d(nn.Conv3d):
     """Conv3d with TF SAME padding (output ceil(n / stride), TF's alignment).
 
     Odd kernels at stride 1 use the conv's own symmetric padding; everything else pads
-    the input explicitly to exactly the length the windows cover (see
-    `_exact_pad_amounts` for the CPU bug this avoids).
+    the input explicitly to exactly the length the windows cover (see `_pad_amounts`
+    for the CPU bug this avoids).
     """
 
     def __init__(self, cin: int, cout: int, kernel, stride=1, bias: bool = False):
@@ -98,7 +87,7 @@ class SameConv3d(nn.Conv3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._static is None:
-            x = F.pad(x, _exact_pad_amounts(x.shape, self.kernel_size, self.stride))
+            x = F.pad(x, _pad_amounts(x.shape, self.kernel_size, self.stride, crop=True))
         return super().forward(x)
 
 
@@ -175,7 +164,7 @@ class ITGMConv3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._static is None:
-            x = F.pad(x, _exact_pad_amounts(x.shape, self.kernel_size, self.stride))
+            x = F.pad(x, _pad_amounts(x.shape, self.kernel_size, self.stride, crop=True))
         return F.conv3d(x, self.weight(), stride=self.stride, padding=self._static or 0)
 
     def extra_repr(self) -> str:
