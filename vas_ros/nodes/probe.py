@@ -164,8 +164,10 @@ def start_node(module: str, params: dict, env: dict | None = None, log_path=None
     for key, value in params.items():
         if isinstance(value, bool):
             text = 'true' if value else 'false'
-        elif isinstance(value, (list, tuple, str)):
-            text = json.dumps(list(value) if not isinstance(value, str) else value)
+        elif isinstance(value, str):
+            text = json.dumps(value)
+        elif isinstance(value, (list, tuple)):
+            text = json.dumps(list(value))
         else:
             text = str(value)
         args += ['-p', f'{key}:={text}']
