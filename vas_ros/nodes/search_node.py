@@ -84,7 +84,7 @@ class SearchNode(Node):
         self.create_service(Trigger, '~/cancel', self._on_cancel, callback_group=self._group)
         self.status = {'state': 'idle', 'round': 0, 'candidates': 0, 'best_accuracy': None,
                        'best_latency_ms': None, 'budget_ms': None, 'output': '', 'message': '',
-                       'output_dir': ''}
+                       'output_dir': '', 'resumed': False}
         self._restore()
 
     # ---------------------------------------------------------------- files
@@ -203,7 +203,8 @@ class SearchNode(Node):
                           'best_accuracy': None, 'best_latency_ms': None,
                           'budget_ms': float(self._param('latency_budget_ms')),
                           'message': 'resumed from the store' if resumed else 'started',
-                          'output': '', 'deploy': None}, output_dir=str(self._dir()))
+                          'resumed': resumed, 'output': '', 'deploy': None},
+                         output_dir=str(self._dir()))
             started = threading.Event()
             outcome: dict = {}
             # The thread that starts the child must outlive it (PR_SET_PDEATHSIG follows
