@@ -27,8 +27,8 @@ def _add_arguments(p) -> None:
                    help='reject candidates whose median batch-1 clip latency, measured here, '
                         'exceeds this')
     p.add_argument('--population', type=int, default=8, help='population size P (default 8)')
-    p.add_argument('--rounds', type=int, default=16,
-                   help='children evaluated after the initial population (default 16); the '
+    p.add_argument('--rounds', type=int, default=24,
+                   help='children evaluated after the initial population (default 24); the '
                         'search evaluates P + R candidates in all')
     p.add_argument('--store', required=True,
                    help='SQLite file recording every candidate; rerun with the same file to '
@@ -37,9 +37,10 @@ def _add_arguments(p) -> None:
                    'best_genome.json, candidates.csv, pareto.png, summary.json')
     p.add_argument('--tournament', type=int, default=None,
                    help='tournament size S (default: a quarter of P, at least 2)')
-    p.add_argument('--time-budget-s', type=float, default=None,
+    p.add_argument('--time-budget-s', type=float, default=3600.0,
                    help='stop proposing after this many seconds of search (summed over '
-                        'resumed runs); the best so far is then trained and written')
+                        'resumed runs; default 3600, 0 = no limit); the best so far are '
+                        'then trained longer, and the winner fully, and written')
     p.add_argument('--backend', choices=('local', 'ray'), default='local',
                    help='local process pool (default) or Ray')
     p.add_argument('--address', default=None,
@@ -51,8 +52,8 @@ def _add_arguments(p) -> None:
                    help='torch threads per worker (default: CPUs / workers locally, 1 on Ray)')
     p.add_argument('--device', default='cpu',
                    help='device for latency and training: cpu, cuda, cuda:N (default cpu)')
-    p.add_argument('--proxy-steps', type=int, default=30,
-                   help='optimizer steps of proxy training per candidate (default 30)')
+    p.add_argument('--proxy-steps', type=int, default=60,
+                   help='optimizer steps of proxy training per candidate (default 60)')
     p.add_argument('--proxy-seconds', type=float, default=None,
                    help='also cap proxy training at this many seconds (breaks exact '
                         'reproducibility)')
@@ -85,6 +86,25 @@ def _add_arguments(p) -> None:
     p.add_argument('--progress-jsonl', default=None, metavar='FILE',
                    help='append one JSON object per event (state, round, candidates, '
                         'best_accuracy, best_latency_ms, budget_ms, output, message)')
+    p.add_argument('--strategy', choices=('evolution', 'random'), default='evolution',
+                   help='evolution (aging evolution, default) or random: the same search '
+                        'with mutation off, the baseline a NAS result has to beat')
+    p.add_argument('--max-memory-mb', type=float, default=None,
+                   help='refuse candidates whose proxy training is estimated to need more '
+                        'memory (default: half of what the search device has available '
+                        'at start); refusals are recorded, never allocated')
+    p.add_argument('--no-screen', action='store_false', dest='screen',
+                   help='propose genomes without predicting their latency first (by '
+                        'default draws predicted over the budget are redrawn)')
+    p.add_argument('--no-inherit', action='store_false', dest='inherit',
+                   help="start every child from random weights (by default it starts from "
+                        "its parent's trained tensors where the shapes fit)")
+    p.add_argument('--promote-fraction', type=float, default=1 / 3,
+                   help='share of the trained candidates that get the longer training '
+                        'before the winner is chosen (default 1/3)')
+    p.add_argument('--promote-steps', type=int, default=None,
+                   help='steps of that longer training (default 2x --proxy-steps; 0: pick '
+                        'the winner on proxy fitness alone)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -124,12 +144,15 @@ def run(args) -> int:
         address=args.address, workers=args.workers, threads=args.threads,
         device=args.device, proxy_steps=args.proxy_steps, proxy_seconds=args.proxy_seconds,
         proxy_batch_size=args.proxy_batch_size, lr=args.lr, final_epochs=args.final_epochs,
-        final_steps=args.final_steps, time_budget_s=args.time_budget_s,
+        final_steps=args.final_steps,
+        time_budget_s=args.time_budget_s if args.time_budget_s != 0 else None,
         space_options=options, initial=list(args.initial),
         latency_threads=args.latency_threads, latency_path=args.latency_path,
         latency_repeats=args.latency_repeats, max_rejections=args.max_rejections,
         progress_jsonl=args.progress_jsonl, cache_dir=args.cache_dir,
-        progress=not args.quiet)
+        progress=not args.quiet, strategy=args.strategy, max_memory_mb=args.max_memory_mb,
+        screen=args.screen, inherit=args.inherit, promote_fraction=args.promote_fraction,
+        promote_steps=args.promote_steps)
     stop = {'signal': None}
 
     def request_stop(signum, _frame):

@@ -42,9 +42,12 @@ STATES = ('idle', 'running', 'done', 'failed', 'cancelled')
 PARAMETERS = {
     'data': ('', 'training data for the search (a vas-ros data set root)'),
     'latency_budget_ms': (50.0, 'per-clip latency budget measured on this machine'),
-    'population': (8, 'candidates per round'),
-    'rounds': (16, 'children evaluated after the initial population'),
-    'time_budget_s': (0.0, 'stop after this many seconds; 0 = no limit'),
+    'population': (8, 'initial candidates and size of the evolving population'),
+    'rounds': (24, 'children evaluated after the initial population'),
+    'time_budget_s': (3600.0, 'stop proposing after this many seconds; 0 = no limit'),
+    'strategy': ('evolution', 'evolution, or random (the control: mutation off)'),
+    'max_memory_mb': (0.0, 'refuse candidates estimated to need more memory to train; '
+                           '0 = half of what the device has available'),
     'device': ('cpu', 'device the candidates are trained and timed on'),
     'output_dir': ('~/.vas_ros/search', 'store, progress, log and results of the search'),
     'deploy_node': ('activity_recognizer', "recogniser to deploy the best model to; '' = none"),
@@ -156,6 +159,10 @@ class SearchNode(Node):
             return f'rounds must be >= 0, got {self._param("rounds")}'
         if float(self._param('time_budget_s')) < 0:
             return f'time_budget_s must be >= 0, got {self._param("time_budget_s")}'
+        if str(self._param('strategy')) not in ('evolution', 'random'):
+            return f'strategy must be evolution or random, got {self._param("strategy")!r}'
+        if float(self._param('max_memory_mb')) < 0:
+            return f'max_memory_mb must be >= 0, got {self._param("max_memory_mb")}'
         bad = [o for o in self._param('space_options') if o.strip() and '=' not in o]
         if bad:
             return f'space_options must be KEY=VALUE, got {bad}'
@@ -180,8 +187,10 @@ class SearchNode(Node):
                '--store', str(out / 'search.sqlite'), '--out', str(out / 'result'),
                '--device', str(self._param('device')), '--seed', str(int(self._param('seed'))),
                '--progress-jsonl', str(out / 'progress.jsonl')]
-        if float(self._param('time_budget_s')) > 0:
-            cmd += ['--time-budget-s', str(float(self._param('time_budget_s')))]
+        cmd += ['--time-budget-s', str(float(self._param('time_budget_s'))),
+                '--strategy', str(self._param('strategy'))]
+        if float(self._param('max_memory_mb')) > 0:
+            cmd += ['--max-memory-mb', str(float(self._param('max_memory_mb')))]
         for name in ('proxy_steps', 'final_steps', 'latency_repeats', 'threads'):
             if int(self._param(name)) > 0:
                 cmd += ['--' + name.replace('_', '-'), str(int(self._param(name)))]

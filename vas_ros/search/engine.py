@@ -29,6 +29,18 @@ id already in the store, takes the recorded outcome instead of evaluating again 
 recorded genome must hash the same, else the store came from different code/settings).
 Candidates recorded as 'pending' or 'training' (killed mid-evaluation) are evaluated
 again; 'done', 'failed' and 'rejected' ones never are.
+
+Strategies: 'evolution' (above) and 'random', the control any NAS result has to beat: the
+same loop with mutation off, so every proposal, initial or child, is a fresh random
+genome and the best of everything evaluated wins.
+
+Screening (optional `screen`): before a drawn genome becomes a proposal, `screen(genome,
+history)` predicts its cost as a fraction of the budget from what has been measured so
+far (`history`: every proposal so far, in order, with its recorded metrics). Draws
+predicted over the budget are discarded and redrawn (up to `screen_draws`; then the
+cheapest draw is proposed), so the constraints are measured mostly on genomes that fit.
+The screen must be a pure function of its arguments: on resume the history comes from
+the store, the draws repeat, and so do the proposals.
 """
 
 from __future__ import annotations
@@ -43,9 +55,15 @@ from vas_ros.errors import StoreError, VasError
 from vas_ros.search.space import SearchSpace, genome_hash
 from vas_ros.search.store import CandidateRecord, SearchStore
 
+STRATEGIES = ('evolution', 'random')
+
 
 class SearchCancelled(Exception):
     """The search was asked to stop (SIGTERM/SIGINT); the store is consistent."""
+
+
+class _TimeUp(Exception):
+    """The time budget ran out while proposing (e.g. during a streak of rejections)."""
 
 
 class BudgetUnreachable(VasError):
@@ -65,8 +83,15 @@ class EngineConfig:
     batch: int = 1
     max_rejections: int = 100
     time_budget_s: float | None = None
+    strategy: str = 'evolution'
+    screen_draws: int = 32
 
     def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise VasError(f'strategy must be one of {", ".join(STRATEGIES)}, '
+                           f'got {self.strategy!r}')
+        if self.screen_draws < 1:
+            raise VasError(f'screen_draws must be >= 1, got {self.screen_draws}')
         if self.population < 1:
             raise VasError(f'population must be >= 1, got {self.population}')
         if self.rounds < 0:
@@ -97,6 +122,8 @@ class Verdict:
 
 
 Constraint = Callable[[dict], Verdict]
+# screen(genome, history) -> (predicted cost / budget, metrics to record on the proposal)
+Screen = Callable[[dict, Sequence[CandidateRecord]], tuple[float, dict]]
 # evaluate(records, should_stop) yields (record, result) as results arrive; result is
 # {"ok": True, "accuracy": float, "seconds": float, "steps": int, "next_genome": dict|None}
 # or {"ok": False, "error": str}. It raises SearchCancelled when should_stop() turns true.
@@ -118,7 +145,7 @@ class Evolution:
 
     def __init__(self, space: SearchSpace, store: SearchStore, config: EngineConfig,
                  evaluate: Evaluate, *, constraints: Sequence[Constraint] = (),
-                 seeds: Sequence[dict] = (),
+                 seeds: Sequence[dict] = (), screen: Screen | None = None,
                  on_event: Callable[[str, CandidateRecord | None], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -128,6 +155,9 @@ class Evolution:
         self.evaluate = evaluate
         self.constraints = list(constraints)
         self.seeds = list(seeds)
+        self.screen = screen
+        self.history: list[CandidateRecord] = []  # every proposal so far, in order
+        self.screened = 0  # draws the screen discarded
         self.on_event = on_event or (lambda event, rec: None)
         self.should_stop = should_stop or (lambda: False)
         self.clock = clock
@@ -141,6 +171,10 @@ class Evolution:
         self.best: CandidateRecord | None = None
         self._seed_cursor = 0
         self._closest: Verdict | None = None
+        self._deadline: float | None = None
+
+    def _time_up(self) -> bool:
+        return self._deadline is not None and self.clock() >= self._deadline
 
     # -- public --------------------------------------------------------------------------
     def run(self, argv: list[str] | None = None) -> EvolutionResult:
@@ -166,10 +200,16 @@ class Evolution:
                     state = 'done'
                     break
                 budget = self.config.time_budget_s
-                if budget is not None and spent_before + self.clock() - started >= budget:
+                self._deadline = (None if budget is None
+                                  else started + budget - spent_before)
+                if self._time_up():
                     state = 'time_budget'
                     break
-                slots = [self._propose(phase) for _ in range(size)]
+                try:
+                    slots = [self._propose(phase) for _ in range(size)]
+                except _TimeUp:  # proposals already recorded stay 'pending' for a resume
+                    state = 'time_budget'
+                    break
                 self._evaluate(slots)
                 for rec in sorted(slots, key=lambda r: r.id):
                     self._incorporate(rec, phase)
@@ -183,14 +223,34 @@ class Evolution:
             self.store.touch_run(run_id, state)
 
     # -- proposing -----------------------------------------------------------------------
-    def _draw(self, phase: str) -> tuple[dict, str, int | None]:
+    def _draw_one(self, phase: str) -> tuple[dict, str, int | None]:
         if phase == 'init':
             if self._seed_cursor < len(self.seeds):
                 self._seed_cursor += 1
                 return self.seeds[self._seed_cursor - 1], 'seed', None
             return self.space.random_genome(self.rng), 'random', None
+        if self.config.strategy == 'random':
+            return self.space.random_genome(self.rng), 'random', None
         parent = self.tournament()
         return self.space.mutate(parent.parent_genome, self.rng), 'mutation', parent.id
+
+    def _draw(self, phase: str) -> tuple[dict, str, int | None, dict]:
+        """A drawn genome the screen predicts to fit (seeds are never screened)."""
+        first = self._draw_one(phase)
+        if self.screen is None or first[1] == 'seed':
+            return (*first, {})
+        cheapest = None
+        draw = first
+        for attempt in range(self.config.screen_draws):
+            if attempt:
+                draw = self._draw_one(phase)
+            ratio, metrics = self.screen(draw[0], self.history)
+            if ratio <= 1.0:
+                return (*draw, metrics)
+            self.screened += 1
+            if cheapest is None or ratio < cheapest[0]:
+                cheapest = (ratio, draw, metrics)
+        return (*cheapest[1], cheapest[2])
 
     def tournament(self) -> CandidateRecord:
         """Sample `tournament` members uniformly; the most accurate wins (ties: younger)."""
@@ -204,8 +264,11 @@ class Evolution:
         while True:
             if self.should_stop():
                 raise SearchCancelled()
-            genome, origin, parent_id = self._draw(phase)
-            rec = self._record_for(genome, origin, parent_id)
+            if misses and self._time_up():
+                raise _TimeUp()
+            genome, origin, parent_id, predicted = self._draw(phase)
+            rec = self._record_for(genome, origin, parent_id, predicted)
+            self.history.append(rec)
             if rec.status == 'rejected':
                 verdict = Verdict(False, reason=rec.error or 'rejected',
                                   value=rec.latency_ms)
@@ -233,7 +296,8 @@ class Evolution:
                     f'no candidate met the constraints in {misses} tries in a row; '
                     f'closest: {closest}. Relax the budget or shrink the search space')
 
-    def _record_for(self, genome: dict, origin: str, parent_id: int | None) -> CandidateRecord:
+    def _record_for(self, genome: dict, origin: str, parent_id: int | None,
+                    metrics: dict | None = None) -> CandidateRecord:
         cid = self.next_id
         self.next_id += 1
         digest = genome_hash(genome)
@@ -247,7 +311,7 @@ class Evolution:
                     f'code or settings and cannot be resumed')
             return existing
         rec = CandidateRecord(id=cid, parent_id=parent_id, origin=origin, genome=genome,
-                              genome_hash=digest)
+                              genome_hash=digest, **_known_fields(metrics or {}))
         self.store.insert(rec)
         self.on_event('proposed', rec)
         return rec
@@ -277,7 +341,8 @@ class Evolution:
                     self.store.update(rec, status='done', accuracy=float(result['accuracy']),
                                       train_seconds=result.get('seconds'),
                                       train_steps=result.get('steps'),
-                                      next_genome=result.get('next_genome'))
+                                      next_genome=result.get('next_genome'),
+                                      inherited=result.get('inherited'))
                     self.on_event('done', rec)
                 else:
                     self.store.update(rec, status='failed',
@@ -315,7 +380,8 @@ def _better(a: CandidateRecord, b: CandidateRecord) -> bool:
     return (a.accuracy, -la, -a.id) > (b.accuracy, -lb, -b.id)
 
 
-_METRIC_FIELDS = ('latency_ms', 'latency_p10_ms', 'latency_p90_ms', 'params', 'macs')
+_METRIC_FIELDS = ('latency_ms', 'latency_p10_ms', 'latency_p90_ms', 'params', 'macs',
+                  'memory_mb', 'predicted_ms')
 
 
 def _known_fields(metrics: dict) -> dict:

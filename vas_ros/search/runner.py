@@ -1,25 +1,38 @@
 """A whole search, from settings to outputs, and what evaluating one candidate means.
 
 Per proposal, in the driver (the machine the model will run on; see `backends.py`):
-build the network, time it with `vas_ros.search.latency.measure_latency` and reject it if
-the median exceeds the budget (a one-pass screen first rejects anything over twice the
-budget without the full measurement), then count parameters and MACs. Accepted
-candidates go to the backend, where `evaluate_task` proxy-trains them with
-`vas_ros.training.trainer.train(max_steps=..., max_seconds=...)`; fitness is the best
-validation top-1 of that short run.
 
-After the search the best candidate (highest proxy accuracy; ties: lower latency) is
-trained on the full training split (`final_epochs`, optionally capped by `final_steps`)
-and `out` receives: best.safetensors, best_genome.json, candidates.csv, pareto.png and
-summary.json. A cancelled search writes candidates.csv, pareto.png and summary.json for
-what it has.
+1. *Screen* (`LatencyScreen`): each drawn genome is costed on the meta device and its
+   latency predicted by a model fitted to the latencies measured so far
+   (`cost_model.py`); draws predicted over the budget are redrawn, so few over-budget
+   networks are ever built.
+2. *Memory cap* (`MemoryConstraint`): the proxy training's peak memory at the proxy batch
+   size is estimated from the genome (`vas_ros.models.footprint`) and a candidate over
+   `max_memory_mb` is recorded as rejected, never allocated.
+3. *Latency* (`LatencyConstraint`): build the network, time it with
+   `vas_ros.search.latency.measure_latency` and reject it if the median exceeds the
+   budget (a one-pass screen first rejects anything over twice the budget).
+
+Accepted candidates go to the backend, where `evaluate_task` proxy-trains them with
+`vas_ros.training.trainer.train(max_steps=..., max_seconds=...)`, starting from every
+tensor of the parent's trained weights whose shape still fits (weight inheritance);
+fitness is the best validation top-1 of that short run. After the search, the best third
+(by proxy fitness) are trained longer from their proxy weights (multi-fidelity) and the
+best of those after the longer training wins.
+
+The winner is trained on the full training split (`final_epochs`, optionally capped by
+`final_steps`) and `out` receives: best.safetensors, best_genome.json, candidates.csv,
+pareto.png and summary.json. A cancelled search writes candidates.csv, pareto.png and
+summary.json for what it has.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -28,6 +41,7 @@ from pathlib import Path
 
 from vas_ros.errors import VasError
 from vas_ros.search.engine import (
+    STRATEGIES,
     EngineConfig,
     Evolution,
     SearchCancelled,
@@ -41,6 +55,13 @@ from vas_ros.search.store import CandidateRecord, SearchStore
 EVALUATE_TASK = 'vas_ros.search.runner:evaluate_task'
 FINAL_TASK = 'vas_ros.search.runner:final_training_task'
 SCREEN_FACTOR = 2.0
+# Without --max-memory-mb a candidate may use this share of the memory available on the
+# search device when the search starts (the rest stays with the robot's other processes).
+DEFAULT_MEMORY_SHARE = 0.5
+# Proposals whose latency is judged by the first measurements; the screen's hit rate and
+# the cost model's error are reported for the proposals after them.
+WARMUP_MEASUREMENTS = 5
+WEIGHTS_DIR = 'weights'
 
 
 @dataclass
@@ -53,7 +74,7 @@ class SearchSettings:
     store: str
     out: str
     population: int = 8
-    rounds: int = 16
+    rounds: int = 24
     tournament: int | None = None
     seed: int = 0
     backend: str = 'local'
@@ -62,7 +83,7 @@ class SearchSettings:
     threads: int | None = None
     batch: int | None = None
     device: str = 'cpu'
-    proxy_steps: int | None = 30
+    proxy_steps: int | None = 60
     proxy_seconds: float | None = None
     proxy_batch_size: int = 8
     lr: float | None = None  # None: the trainer's default, for proxy and final training
@@ -79,8 +100,26 @@ class SearchSettings:
     progress_jsonl: str | None = None
     cache_dir: str | None = None
     progress: bool = True
+    strategy: str = 'evolution'
+    max_memory_mb: float | None = None  # None: DEFAULT_MEMORY_SHARE of what is available
+    screen: bool = True
+    inherit: bool = True
+    promote_fraction: float = 1 / 3
+    promote_steps: int | None = None  # None: 2x proxy_steps; 0: no longer training
 
     def check(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise VasError(f'--strategy must be one of {", ".join(STRATEGIES)}, '
+                           f'got {self.strategy!r}')
+        if self.max_memory_mb is not None and not self.max_memory_mb > 0:
+            raise VasError(f'--max-memory-mb must be > 0, got {self.max_memory_mb}')
+        if not 0 <= self.promote_fraction <= 1:
+            raise VasError(f'--promote-fraction must be in [0, 1], got '
+                           f'{self.promote_fraction}')
+        if self.promote_steps is not None and self.promote_steps < 0:
+            raise VasError(f'--promote-steps must be >= 0, got {self.promote_steps}')
+        if self.proxy_batch_size < 1:
+            raise VasError(f'--batch-size must be >= 1, got {self.proxy_batch_size}')
         if not self.budget_ms > 0:
             raise VasError(f'--latency-budget-ms must be > 0, got {self.budget_ms}')
         if self.proxy_steps is None and self.proxy_seconds is None:
@@ -104,18 +143,107 @@ class SearchReport:
     summary: dict
 
 
+# ------------------------------------------------------------------------------- footprints
+class Footprints:
+    """`estimate_footprint` per genome, cached by hash (the screen, the memory cap and the
+    latency constraint all ask about the same genomes)."""
+
+    def __init__(self, family: str, num_classes: int):
+        self.family = family
+        self.num_classes = num_classes
+        self._cache: dict[str, object] = {}
+
+    def __call__(self, genome: dict, training: bool = True):
+        """The footprint; `training=False` may skip the training-memory pass (the screen
+        needs only the inference costs, and most screened draws are never trained)."""
+        from vas_ros.models.footprint import estimate_footprint
+        from vas_ros.models.registry import ModelArch
+
+        digest = genome_hash(genome)
+        found = self._cache.get(digest)
+        if found is None or (training and found.train_activation_bytes_per_clip is None):
+            if len(self._cache) > 20_000:
+                self._cache.clear()
+            found = self._cache[digest] = estimate_footprint(
+                ModelArch(self.family, genome, 'candidate'), self.num_classes, training)
+        return found
+
+
+def default_memory_cap_mb(device: str) -> float:
+    from vas_ros.models.footprint import available_memory_bytes
+
+    return DEFAULT_MEMORY_SHARE * available_memory_bytes(device) / 2**20
+
+
+class MemoryConstraint:
+    """Proxy training's estimated peak memory (at `batch` clips) must fit `cap_mb`."""
+
+    def __init__(self, footprints: Footprints, cap_mb: float, batch: int):
+        from vas_ros.models.footprint import RUNTIME_OVERHEAD_BYTES
+
+        floor_mb = RUNTIME_OVERHEAD_BYTES / 2**20
+        if cap_mb <= floor_mb:
+            raise VasError(f'--max-memory-mb {cap_mb:g} leaves no room: training any model '
+                           f'takes more than {floor_mb:.0f} MB')
+        self.footprints = footprints
+        self.cap_mb = float(cap_mb)
+        self.batch = int(batch)
+
+    def __call__(self, genome: dict) -> Verdict:
+        cost = self.footprints(genome)
+        need_mb = cost.training_bytes(self.batch) / 2**20
+        metrics = {'memory_mb': round(need_mb, 1), 'params': cost.params, 'macs': cost.macs}
+        if need_mb > self.cap_mb:
+            return Verdict(False, metrics,
+                           f'memory: training at batch {self.batch} needs about '
+                           f'{need_mb:,.0f} MB, over the {self.cap_mb:,.0f} MB cap '
+                           f'(--max-memory-mb); not built')
+        return Verdict(True, metrics)
+
+
+class LatencyScreen:
+    """Predicted latency / budget for a drawn genome, from a cost model fitted to the
+    latencies measured so far (see `vas_ros.search.cost_model`)."""
+
+    def __init__(self, footprints: Footprints, budget_ms: float):
+        self.footprints = footprints
+        self.budget_ms = float(budget_ms)
+        self._fits: dict[int, object] = {}
+
+    def model_for(self, history) -> object:
+        from vas_ros.search.cost_model import features, fit_latency_model
+
+        samples = [(features(self.footprints(r.genome, training=False)), r.latency_ms)
+                   for r in history if r.latency_ms is not None]
+        key = len(samples)
+        if key not in self._fits:
+            self._fits = {key: fit_latency_model(samples)}
+        return self._fits[key]
+
+    def __call__(self, genome: dict, history) -> tuple[float, dict]:
+        from vas_ros.search.cost_model import features
+
+        try:
+            x = features(self.footprints(genome, training=False))
+        except VasError:
+            return math.inf, {}
+        predicted = self.model_for(history).predict(x)
+        return predicted / self.budget_ms, {'predicted_ms': round(predicted, 4)}
+
+
 # ------------------------------------------------------------------------ latency constraint
 class LatencyConstraint:
     """Measured latency (median of `repeats`) must not exceed `budget_ms`."""
 
     def __init__(self, family: str, budget_ms: float, num_classes: int, *, device='cpu',
-                 threads=None, path='eager', warmup=3, repeats=10):
+                 threads=None, path='eager', warmup=3, repeats=10, footprints=None):
         self.family = family
         self.budget_ms = float(budget_ms)
         self.num_classes = num_classes
         self.kwargs = {'device': device, 'threads': threads, 'path': path}
         self.warmup = warmup
         self.repeats = repeats
+        self.footprints = footprints or Footprints(family, num_classes)
         self._seen: dict[str, Verdict] = {}
 
     def __call__(self, genome: dict) -> Verdict:
@@ -127,44 +255,60 @@ class LatencyConstraint:
     def _measure(self, genome: dict) -> Verdict:
         import torch
 
-        from vas_ros.models.introspect import count_macs, count_params
         from vas_ros.models.registry import ModelArch, build_model, input_spec_for
         from vas_ros.search.latency import measure_latency
 
         arch = ModelArch(self.family, genome, 'candidate')
         spec = input_spec_for(arch)
+        cost = self.footprints(genome)
         model = build_model(arch, self.num_classes).eval()
-        params = count_params(model)
         with torch.no_grad():
             screen = measure_latency(model, spec, warmup=1, repeats=1, **self.kwargs)
             if screen.median_ms > SCREEN_FACTOR * self.budget_ms:
-                return Verdict(False, {'latency_ms': screen.median_ms, 'params': params},
+                return Verdict(False, {'latency_ms': screen.median_ms, 'params': cost.params,
+                                       'macs': cost.macs},
                                f'latency {screen.median_ms:.1f} ms (one-pass screen) is over '
                                f'{SCREEN_FACTOR:g}x the {self.budget_ms:g} ms budget',
                                screen.median_ms)
             lat = measure_latency(model, spec, warmup=self.warmup, repeats=self.repeats,
                                   **self.kwargs)
         metrics = {'latency_ms': lat.median_ms, 'latency_p10_ms': lat.p10_ms,
-                   'latency_p90_ms': lat.p90_ms, 'params': params}
+                   'latency_p90_ms': lat.p90_ms, 'params': cost.params, 'macs': cost.macs}
         if lat.median_ms > self.budget_ms:
             return Verdict(False, metrics, f'latency {lat.median_ms:.1f} ms (median) is over '
                                            f'the {self.budget_ms:g} ms budget', lat.median_ms)
-        metrics['macs'] = count_macs(model, spec)
         return Verdict(True, metrics, value=lat.median_ms)
 
 
 # ------------------------------------------------------------------------------ worker tasks
 def evaluate_task(payload: dict) -> dict:
-    """Proxy-train one candidate (runs in a backend worker). Fitness = best val top-1."""
+    """Proxy-train one candidate (runs in a backend worker). Fitness = best val top-1.
+
+    `init_weights` (optional): a .safetensors state dict to start from where shapes fit
+    (the parent's, or the candidate's own for the longer training); skipped when the file
+    is not there (a Ray node without the driver's file system). `save_weights` (optional):
+    where to write the trained weights for the candidate's children.
+    """
     from vas_ros.models.registry import ModelArch
     from vas_ros.training.trainer import train
 
     arch = ModelArch(payload['family'], payload['genome'], f'candidate-{payload["id"]}')
+    init = payload.get('init_weights')
+    if init and not Path(init).is_file():
+        init = None
     result = train(arch, payload['data'], max_steps=payload['proxy_steps'],
                    max_seconds=payload['proxy_seconds'], batch_size=payload['batch_size'],
                    lr=payload['lr'],
                    device=payload['device'], seed=payload['seed'], progress=False,
-                   cache_dir=payload['cache_dir'])
+                   cache_dir=payload['cache_dir'], init_weights=init)
+    if payload.get('save_weights'):
+        from safetensors.torch import save_file
+
+        from vas_ros.atomic import atomic_path
+
+        state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+        with atomic_path(payload['save_weights']) as tmp:
+            save_file(state, tmp)
     next_genome = None
     space = get_space(payload['family']).with_options(payload['space_options'])
     if space.after_training is not None:
@@ -172,7 +316,14 @@ def evaluate_task(payload: dict) -> dict:
         if changed is not None and genome_hash(changed) != genome_hash(payload['genome']):
             next_genome = changed
     return {'ok': True, 'accuracy': float(result.val_top1), 'seconds': float(result.seconds),
-            'steps': int(result.steps), 'next_genome': next_genome}
+            'steps': int(result.steps), 'next_genome': next_genome,
+            'inherited': round(float(result.extra.get('inherited', 0.0)), 4),
+            'val_loss': _finite(result.val_metrics.get('loss')),
+            'peak_rss_mb': _own_peak_rss_mb()}
+
+
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
 def final_training_task(payload: dict) -> dict:
@@ -193,7 +344,7 @@ def final_training_task(payload: dict) -> dict:
         return {'ok': False, 'error': 'final training wrote no checkpoint'}
     reply = {'ok': True, 'val_top1': float(result.val_top1), 'seconds': float(result.seconds),
              'steps': int(result.steps), 'checkpoint': str(result.checkpoint),
-             'history': result.history}
+             'history': result.history, 'peak_rss_mb': _own_peak_rss_mb()}
     if not payload['out']:  # remote worker: ship the file back
         reply['checkpoint_bytes'] = Path(result.checkpoint).read_bytes()
         shutil.rmtree(out, ignore_errors=True)
@@ -269,8 +420,9 @@ class Progress:
 
 # ----------------------------------------------------------------------------------- outputs
 CSV_FIELDS = ('id', 'parent_id', 'origin', 'status', 'genome_hash', 'latency_ms',
-              'latency_p10_ms', 'latency_p90_ms', 'params', 'macs', 'accuracy',
-              'train_seconds', 'train_steps', 'error', 'genome')
+              'latency_p10_ms', 'latency_p90_ms', 'predicted_ms', 'params', 'macs',
+              'memory_mb', 'accuracy', 'accuracy_long', 'inherited', 'train_seconds',
+              'train_steps', 'error', 'genome')
 
 
 def write_candidates_csv(records: list[CandidateRecord], path: Path) -> Path:
@@ -287,16 +439,71 @@ def write_candidates_csv(records: list[CandidateRecord], path: Path) -> Path:
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    from vas_ros.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+def screen_report(records: list[CandidateRecord], budget_ms: float,
+                  warmup: int = WARMUP_MEASUREMENTS) -> dict:
+    """How well proposals were aimed: of the measured proposals after the first `warmup`,
+    the share within the budget, and the latency model's median relative error there
+    (its prediction was made before the measurement, from earlier measurements only)."""
+    measured = [r for r in records if r.latency_ms is not None]
+    later = measured[warmup:]
+    errors = [abs(r.predicted_ms - r.latency_ms) / r.latency_ms for r in later
+              if r.predicted_ms is not None and r.latency_ms > 0]
+    memory = [r for r in records if r.status == 'rejected' and r.latency_ms is None
+              and (r.error or '').startswith('memory')]
+    return {
+        'measured': len(measured),
+        'warmup_measurements': min(warmup, len(measured)),
+        'measured_after_warmup': len(later),
+        'in_budget_share_after_warmup': (
+            round(sum(r.latency_ms <= budget_ms for r in later) / len(later), 4)
+            if later else None),
+        'in_budget_share_all': (
+            round(sum(r.latency_ms <= budget_ms for r in measured) / len(measured), 4)
+            if measured else None),
+        'cost_model_median_rel_error': round(_median(errors), 4) if errors else None,
+        'cost_model_errors_n': len(errors),
+        'refused_for_memory': len(memory),
+    }
+
+
+def _median(values) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def _own_peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class PeakMemory:
+    """Peak resident memory of the driver and of the largest worker, as the workers report
+    it with each result (this run only; a resumed search starts counting afresh)."""
+
+    def __init__(self):
+        self.worker = 0.0
+
+    def seen(self, result: dict) -> dict:
+        self.worker = max(self.worker, float(result.get('peak_rss_mb') or 0.0))
+        return result
+
+    def to_dict(self) -> dict:
+        return {'driver': _own_peak_rss_mb(), 'largest_worker': self.worker}
 
 
 def _summary(settings: SearchSettings, state: str, store: SearchStore, best, backend_info,
-             final: dict | None) -> dict:
+             final: dict | None, extra: dict | None = None) -> dict:
+    records = store.candidates()
     return {
         'state': state,
         'family': settings.family,
+        'strategy': settings.strategy,
         'data': str(Path(settings.data).resolve()),
         'budget_ms': settings.budget_ms,
         'device': settings.device,
@@ -306,9 +513,13 @@ def _summary(settings: SearchSettings, state: str, store: SearchStore, best, bac
         'backend': backend_info,
         'counts': store.counts(),
         'search_seconds': sum((r['elapsed_s'] or 0) for r in store.runs()),
+        'screen': screen_report(records, settings.budget_ms),
+        **(extra or {}),
         'best': None if best is None else {
             'id': best.id, 'genome_hash': best.genome_hash, 'genome': best.genome,
-            'proxy_accuracy': best.accuracy, 'latency_ms': best.latency_ms,
+            'origin': best.origin, 'parent_id': best.parent_id,
+            'proxy_accuracy': best.accuracy, 'long_accuracy': best.accuracy_long,
+            'latency_ms': best.latency_ms, 'memory_mb': best.memory_mb,
             'latency_p10_ms': best.latency_p10_ms, 'latency_p90_ms': best.latency_p90_ms,
             'params': best.params, 'macs': best.macs},
         'final_training': final,
@@ -318,6 +529,44 @@ def _summary(settings: SearchSettings, state: str, store: SearchStore, best, bac
 
 
 # --------------------------------------------------------------------------------- the search
+MIN_SEARCH_SIZE = 32
+
+
+def _data_frame_side(data: Path) -> int | None:
+    """The shorter frame side of the first training video of a folder data set (None for
+    CSV and bag sources, or when there is no video to probe)."""
+    from vas_ros.data.video_io import probe_video
+    from vas_ros.errors import DataError
+
+    train = data / 'train'
+    if not train.is_dir():
+        return None
+    for path in sorted(train.glob('*/*')):
+        if path.is_file() and not path.name.startswith('.'):
+            try:
+                info = probe_video(path)
+            except DataError:
+                continue
+            return min(info['width'], info['height'])
+    return None
+
+
+def _space_for_data(settings: SearchSettings, data: Path):
+    """The family's space with the user's options; a space with input `sizes` that the
+    user left alone is capped at the data's frame side (upsampling costs latency and adds
+    no information) and may go down to MIN_SEARCH_SIZE, so a small budget has room."""
+    options = dict(settings.space_options or {})
+    space = get_space(settings.family).with_options(options or None)
+    if 'sizes' not in space.options or 'sizes' in options:
+        return space
+    side = _data_frame_side(data)
+    low, high = space.options['sizes']
+    if side is None or side >= high:
+        return space
+    side = max(MIN_SEARCH_SIZE, side)
+    return space.with_options({**options, 'sizes': [min(low, MIN_SEARCH_SIZE), side]})
+
+
 def _load_seeds(settings: SearchSettings) -> list[dict]:
     from vas_ros.models.registry import resolve_arch
 
@@ -340,9 +589,9 @@ def run_search(settings: SearchSettings, *, should_stop=None,
     from vas_ros.search.plots import plot_pareto
 
     settings.check()
-    space = get_space(settings.family).with_options(settings.space_options or None)
     data = Path(settings.data).expanduser().resolve()
     classes = list_classes(data)
+    space = _space_for_data(settings, data)
     out = Path(settings.out).expanduser().resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -354,7 +603,11 @@ def run_search(settings: SearchSettings, *, should_stop=None,
     config = EngineConfig(population=settings.population, rounds=settings.rounds,
                           tournament=tournament, seed=settings.seed, batch=batch,
                           max_rejections=settings.max_rejections,
-                          time_budget_s=settings.time_budget_s)
+                          time_budget_s=settings.time_budget_s, strategy=settings.strategy)
+    promote_steps = (2 * (settings.proxy_steps or 0) if settings.promote_steps is None
+                     else settings.promote_steps)
+    memory_cap_mb = (settings.max_memory_mb if settings.max_memory_mb is not None
+                     else default_memory_cap_mb(settings.device))
     header = {
         'family': settings.family, 'data': str(data), 'budget_ms': settings.budget_ms,
         'seed': settings.seed,
@@ -364,6 +617,10 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                    'proxy_batch_size': settings.proxy_batch_size, 'space': space.options,
                    **({'lr': settings.lr} if settings.lr is not None else {}),
                    'initial': [genome_hash(g) for g in seeds],
+                   'strategy': settings.strategy, 'screen': settings.screen,
+                   'inherit': settings.inherit,
+                   'promote': {'fraction': round(settings.promote_fraction, 6),
+                               'steps': promote_steps},
                    'latency': {'threads': settings.latency_threads,
                                'path': settings.latency_path,
                                'warmup': settings.latency_warmup,
@@ -374,29 +631,46 @@ def run_search(settings: SearchSettings, *, should_stop=None,
     backend = None
     try:
         store = SearchStore.open(settings.store, header)
-        constraint = LatencyConstraint(
-            settings.family, settings.budget_ms, len(classes), device=settings.device,
-            threads=settings.latency_threads, path=settings.latency_path,
-            warmup=settings.latency_warmup, repeats=settings.latency_repeats)
+        footprints = Footprints(settings.family, len(classes))
+        constraints = [
+            MemoryConstraint(footprints, memory_cap_mb, settings.proxy_batch_size),
+            LatencyConstraint(
+                settings.family, settings.budget_ms, len(classes), device=settings.device,
+                threads=settings.latency_threads, path=settings.latency_path,
+                warmup=settings.latency_warmup, repeats=settings.latency_repeats,
+                footprints=footprints)]
+        screen = LatencyScreen(footprints, settings.budget_ms) if settings.screen else None
+        weights_dir = out / WEIGHTS_DIR
+        peak = PeakMemory()
         backend = make_backend(settings.backend, workers=settings.workers,
                                threads=settings.threads, address=settings.address)
         cache_dir = settings.cache_dir or str(out / 'cache')
 
+        def payload(rec, steps, init):
+            return {'id': rec.id, 'family': settings.family, 'genome': rec.genome,
+                    'data': str(data), 'proxy_steps': steps,
+                    'proxy_seconds': settings.proxy_seconds,
+                    'batch_size': settings.proxy_batch_size, 'lr': settings.lr,
+                    'device': settings.device,
+                    'seed': (settings.seed * 1_000_003 + rec.id) % 2**31,
+                    'cache_dir': cache_dir, 'space_options': space.options,
+                    'init_weights': init,
+                    'save_weights': str(weights_dir / f'{rec.id}.safetensors')}
+
         def evaluate(records, should_stop_fn):
-            tasks = [(rec.id, {
-                'id': rec.id, 'family': settings.family, 'genome': rec.genome,
-                'data': str(data), 'proxy_steps': settings.proxy_steps,
-                'proxy_seconds': settings.proxy_seconds,
-                'batch_size': settings.proxy_batch_size, 'lr': settings.lr,
-                'device': settings.device,
-                'seed': (settings.seed * 1_000_003 + rec.id) % 2**31,
-                'cache_dir': cache_dir, 'space_options': space.options}) for rec in records]
+            _prune_weights(weights_dir, engine, settings.promote_fraction)
+            tasks = []
+            for rec in records:
+                init = None
+                if settings.inherit and rec.parent_id is not None:
+                    init = str(weights_dir / f'{rec.parent_id}.safetensors')
+                tasks.append((rec.id, payload(rec, settings.proxy_steps, init)))
             by_id = {rec.id: rec for rec in records}
             for key, result in backend.map_unordered(EVALUATE_TASK, tasks, should_stop_fn):
-                yield by_id[key], result
+                yield by_id[key], peak.seen(result)
 
-        engine = Evolution(space, store, config, evaluate, constraints=[constraint],
-                           seeds=seeds, on_event=progress.on_event,
+        engine = Evolution(space, store, config, evaluate, constraints=constraints,
+                           seeds=seeds, screen=screen, on_event=progress.on_event,
                            should_stop=should_stop)
         progress.engine = engine
         try:
@@ -408,12 +682,20 @@ def run_search(settings: SearchSettings, *, should_stop=None,
         if best is None:
             raise VasError('the search ended without any successfully trained candidate; '
                            'see the "error" column of candidates.csv')
+        try:
+            best = _promote(settings, store, backend, payload, weights_dir, promote_steps,
+                            progress, should_stop, peak) or best
+        except SearchCancelled:
+            return _finish_cancelled(settings, store, engine, progress, backend, out,
+                                     plot_pareto)
         write_candidates_csv(store.candidates(), out / 'candidates.csv')
         plot_pareto(store.candidates(), settings.budget_ms, out / 'pareto.png', best_id=best.id,
                     title=f'{settings.family} search: accuracy vs latency')
         progress.emit('running', f'training the best candidate {best.id} on the full '
                                  f'training split')
         final = _final_training(settings, backend, best, data, out, cache_dir, should_stop)
+        if final is not None:
+            peak.seen(final)
         if final is None:
             return _finish_cancelled(settings, store, engine, progress, backend, out,
                                      plot_pareto)
@@ -427,7 +709,11 @@ def run_search(settings: SearchSettings, *, should_stop=None,
 
         (out / 'best_genome.json').write_text(
             ModelArch(settings.family, best.genome, name).to_json() + '\n')
-        summary = _summary(settings, result.state, store, best, backend.describe(), final)
+        summary = _summary(settings, result.state, store, best, backend.describe(), final,
+                           {'max_memory_mb': round(memory_cap_mb, 1),
+                            'peak_rss_mb': peak.to_dict(),
+                            'screened_draws': engine.screened,
+                            'promote_steps': promote_steps})
         _write_json(out / 'summary.json', summary)
         progress.emit('done', f'search {result.state}: best candidate {best.id} '
                               f'(proxy accuracy {best.accuracy:.3f}, {best.latency_ms:.1f} ms); '
@@ -445,6 +731,66 @@ def run_search(settings: SearchSettings, *, should_stop=None,
             backend.close()
         if store is not None:
             store.close()
+
+
+def promoted(records: list[CandidateRecord], fraction: float) -> list[CandidateRecord]:
+    """The best `fraction` of the trained candidates by proxy fitness (at least 2 when
+    there are 2), best first; ties go to the faster, then the earlier."""
+    done = sorted((r for r in records if r.status == 'done'),
+                  key=lambda r: (-r.accuracy, r.latency_ms or math.inf, r.id))
+    if fraction <= 0 or len(done) < 2:
+        return []
+    return done[:max(2, math.ceil(fraction * len(done)))]
+
+
+def _prune_weights(weights_dir: Path, engine: Evolution, fraction: float) -> None:
+    """Keep trained weights only where they can still be used: the population (parents
+    of the next children) and the candidates that would be promoted now (plus one).
+    Disk use stays bounded however long the search runs; a candidate that re-enters the
+    promoted set later trains longer from scratch."""
+    if not weights_dir.is_dir():
+        return
+    keep = {r.id for r in engine.population}
+    done = [r for r in engine.history if r.status == 'done']
+    if fraction > 0:
+        ranked = promoted(done, 1.0)
+        keep |= {r.id for r in ranked[:max(2, math.ceil(fraction * len(done))) + 1]}
+    for path in weights_dir.glob('*.safetensors'):
+        if path.stem.isdigit() and int(path.stem) not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _promote(settings, store, backend, payload, weights_dir, steps, progress,
+             should_stop, peak) -> CandidateRecord | None:
+    """Multi-fidelity: train the best third `steps` more from their proxy weights and pick
+    the winner by that longer fitness (successive halving with two rungs). Resumable: a
+    candidate whose longer fitness is recorded is not trained again."""
+    if not steps:
+        return None
+    chosen = promoted(store.candidates(), settings.promote_fraction)
+    if not chosen:
+        return None
+    todo = [r for r in chosen if r.accuracy_long is None]
+    if todo:
+        progress.emit('running', f'training the best {len(chosen)} candidates {steps} more '
+                                 f'steps (multi-fidelity)')
+        tasks = []
+        for rec in todo:
+            task = payload(rec, steps, str(weights_dir / f'{rec.id}.safetensors'))
+            task['save_weights'] = None
+            task['seed'] = (task['seed'] + 7919) % 2**31
+            tasks.append((rec.id, task))
+        by_id = {rec.id: rec for rec in todo}
+        for key, result in backend.map_unordered(EVALUATE_TASK, tasks,
+                                                 should_stop or (lambda: False)):
+            rec = by_id[key]
+            peak.seen(result)
+            # A failed longer run keeps the candidate in the race on its proxy fitness.
+            value = float(result['accuracy']) if result.get('ok') else rec.accuracy
+            store.update(rec, accuracy_long=value)
+    chosen = [store.get(r.id) for r in chosen]
+    return max(chosen, key=lambda r: (r.accuracy_long, r.accuracy,
+                                      -(r.latency_ms or math.inf), -r.id))
 
 
 def _final_training(settings, backend, best, data, out, cache_dir, should_stop) -> dict | None:

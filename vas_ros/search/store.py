@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     accuracy REAL, train_seconds REAL, train_steps INTEGER,
     error TEXT,
     next_genome TEXT,
+    memory_mb REAL, predicted_ms REAL, inherited REAL, accuracy_long REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -57,7 +58,9 @@ class CandidateRecord:
 
     `id` is the proposal's position in the search (0-based, gap-free); `origin` is
     'seed', 'random' or 'mutation'; `next_genome` is what mutations of this candidate
-    start from when the space's `after_training` changed it.
+    start from when the space's `after_training` changed it. `accuracy` is the proxy
+    fitness; `accuracy_long` the fitness after the longer training that the best of the
+    search get before the winner is chosen (multi-fidelity).
     """
 
     id: int
@@ -76,6 +79,10 @@ class CandidateRecord:
     train_steps: int | None = None
     error: str | None = None
     next_genome: dict | None = None
+    memory_mb: float | None = None  # estimated training peak at the proxy batch size
+    predicted_ms: float | None = None  # the latency model's prediction when proposed
+    inherited: float | None = None  # share of parameters copied from the parent
+    accuracy_long: float | None = None  # after the longer training of the promoted ones
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -146,6 +153,7 @@ class SearchStore:
                 conn.execute('PRAGMA journal_mode=WAL')
                 conn.execute('PRAGMA synchronous=FULL')
                 conn.executescript('BEGIN IMMEDIATE;' + _SCHEMA + 'COMMIT;')
+                _add_missing_columns(conn)
             else:
                 conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
         except sqlite3.Error as exc:
@@ -319,6 +327,18 @@ class SearchStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Columns added after a store was made (all nullable) are added to it on open."""
+    have = {r[1] for r in conn.execute('PRAGMA table_info(candidates)')}
+    if not have:
+        return
+    types = {'memory_mb': 'REAL', 'predicted_ms': 'REAL', 'inherited': 'REAL',
+             'accuracy_long': 'REAL'}
+    for column, kind in types.items():
+        if column not in have:
+            conn.execute(f'ALTER TABLE candidates ADD COLUMN {column} {kind}')
 
 
 class _Transaction:

@@ -53,6 +53,35 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+def inherit_weights(model, source) -> float:
+    """Copy into `model` every tensor of `source` (state dict or .safetensors path) whose
+    name and shape fit, as large-scale evolution did for its children. Returns the share of
+    the model's parameters (by count) that were copied; buffers (BatchNorm statistics)
+    come along but do not count."""
+    import torch
+
+    if not isinstance(source, dict):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            source = load_file(str(source))
+        except (OSError, SafetensorError) as exc:
+            raise CheckpointError(f'{source}: cannot read inherited weights ({exc})') from None
+    params = dict(model.named_parameters())
+    total = sum(p.numel() for p in params.values()) or 1
+    copied = 0
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            other = source.get(name)
+            if other is None or tuple(other.shape) != tuple(tensor.shape):
+                continue
+            tensor.copy_(other.to(dtype=tensor.dtype))
+            if name in params:
+                copied += tensor.numel()
+    return copied / total
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -147,7 +176,7 @@ def _better(metrics: dict, best: dict | None) -> bool:
 def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None,
           batch_size=8, lr=None, device='cpu', seed=0, amp=True, progress=True,
           resume=False, cache_dir=None, weight_decay=DEFAULT_WEIGHT_DECAY,
-          num_workers=0) -> TrainResult:
+          num_workers=0, init_weights=None) -> TrainResult:
     """Train `arch` (anything `resolve_arch` takes) on `data` and return a TrainResult.
 
     `data`: a data-set root, CSV or bag source for `open_dataset` (splits `train` and
@@ -157,6 +186,9 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
     is given, otherwise no epoch limit. A budget stop mid-epoch ends that epoch (it is
     validated and checkpointed). `lr=None` uses 1e-3 (AdamW). `device`: auto, cpu, cuda,
     cuda:N. `resume=True` continues from `out/train_state.safetensors`.
+    `init_weights` (a state dict, or a .safetensors file of one) starts the model from
+    every tensor of it whose name and shape fit (weight inheritance); the share of
+    parameters copied is `extra["inherited"]`.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -188,7 +220,9 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
     seed_everything(seed)
     train_set, val_set = open_splits(data, spec, seed=seed, cache_dir=cache_dir)
     classes = [str(c) for c in train_set.classes]
-    model = build_model(arch, len(classes)).to(dev)
+    model = build_model(arch, len(classes))
+    inherited = inherit_weights(model, init_weights) if init_weights is not None else 0.0
+    model = model.to(dev)
     optimizer = torch.optim.AdamW(param_groups(model, lr), lr=lr, weight_decay=weight_decay)
 
     drop_last = len(train_set) > batch_size  # avoid a 1-clip batch upsetting BatchNorm
@@ -334,4 +368,5 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
                        val_top1=float(best['top1']) if best else 0.0,
                        val_metrics=best or {}, seconds=time.monotonic() - started,
                        steps=step, checkpoint=checkpoint, arch=arch, stopped_by=stopped_by,
-                       extra={'best_epoch': best_epoch, 'epochs_done': epoch})
+                       extra={'best_epoch': best_epoch, 'epochs_done': epoch,
+                              'inherited': inherited})

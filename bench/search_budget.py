@@ -1,0 +1,278 @@
+"""Issue 12's benchmark: does the on-robot TVN search beat the presets, the baselines and
+random search under a small latency budget, and is it hardware-aware?
+
+Run from the repository root with the project's venv (it calls `vas-ros` in child
+processes, two at a time on a 2-core machine, each with one torch thread):
+
+    .venv/bin/python bench/search_budget.py --work /tmp/sb --budget-ms 10 \
+        --time-budget-s 1800 --seeds 0 1 2
+
+Every step is resumable: rerun the same command and finished steps are skipped (a killed
+search resumes from its store). Writes WORK/report.json, and with --out DIR
+DIR/search_budget.{json,md,png}.
+
+Protocol (one data set, test split never used by any choice):
+- data: `vas-ros data synth --per-class 24 --splits train,val,test`;
+- per seed: `vas-ros search tvn --strategy evolution` and `--strategy random`, same
+  budget, time budget, seed genome (tvn_tiny), proxy and final training, latency timed
+  with 1 thread;
+- baselines trained with the search's final-training recipe: tvn_tiny, evanet_tiny,
+  assemblenet_tiny, and frame2d at each searched model's input size;
+- test top-1 of every model (`vas-ros eval --split test`), latency re-measured in one
+  quiet sequential pass (`vas-ros latency --threads 1`);
+- hardware awareness: seed 0's evolution search again with `--latency-threads 2` (alone,
+  so that both cores are free) and both winners re-measured with their own thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+VAS = [sys.executable, '-m', 'vas_ros']
+BASELINES = ('tvn_tiny', 'evanet_tiny', 'assemblenet_tiny')
+
+
+def log(message: str) -> None:
+    print(f'[{time.strftime("%H:%M:%S")}] {message}', flush=True)
+
+
+def run(cmd: list[str], log_path: Path, threads: int = 1) -> None:
+    env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open('a') as handle:
+        handle.write(f'$ {" ".join(cmd)}\n')
+        handle.flush()
+        result = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd[:5])}... failed ({result.returncode}); '
+                           f'see {log_path}')
+
+
+def json_out(cmd: list[str], threads: int = 1) -> dict:
+    env = {**os.environ, 'OMP_NUM_THREADS': str(threads)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out[out.index('{'):])
+
+
+def search_job(args, data: Path, work: Path, strategy: str, seed: int,
+               latency_threads: int = 1, time_budget_s: float | None = None,
+               prefix: str | None = None) -> Path:
+    name = f'{prefix or strategy}_s{seed}' + (f'_t{latency_threads}' if latency_threads != 1
+                                               else '')
+    out = work / 'search' / name
+    if (out / 'summary.json').is_file() and (out / 'best.safetensors').is_file():
+        return out
+    log(f'search {name} ...')
+    cmd = [*VAS, 'search', 'tvn', '--data', str(data), '--latency-budget-ms',
+           str(args.budget_ms), '--time-budget-s', str(time_budget_s or args.time_budget_s),
+           '--population', str(args.population), '--rounds', str(args.rounds),
+           '--strategy', strategy, '--seed', str(seed), '--store',
+           str(work / 'search' / f'{name}.sqlite'), '--out', str(out),
+           '--proxy-steps', str(args.proxy_steps), '--batch-size', str(args.batch_size),
+           '--lr', str(args.lr), '--final-epochs', str(args.final_epochs),
+           '--threads', '1', '--latency-threads', str(latency_threads), '--quiet',
+           *[arg for ref in args.initial for arg in ('--initial', ref)],
+           '--cache-dir', str(work / 'cache')]
+    run(cmd, work / 'logs' / f'search_{name}.log', threads=latency_threads)
+    log(f'search {name} done')
+    return out
+
+
+def train_job(args, data: Path, work: Path, model: str, name: str) -> Path:
+    out = work / 'train' / name
+    history = out / 'history.json'
+    if history.is_file() and len(json.loads(history.read_text())) >= args.final_epochs:
+        return out  # finished; a killed run is trained again from the start
+    log(f'train {name} ...')
+    run([*VAS, 'train', '--model', model, '--data', str(data), '--out', str(out),
+         '--epochs', str(args.final_epochs), '--batch-size', str(args.batch_size),
+         '--lr', str(args.lr), '--seed', '0', '--quiet', '--overwrite',
+         '--cache-dir', str(work / 'cache')], work / 'logs' / f'train_{name}.log')
+    return out
+
+
+def test_top1(checkpoint: Path, data: Path, work: Path) -> float:
+    cached = checkpoint.with_suffix('.test.json')
+    if cached.is_file():
+        return json.loads(cached.read_text())['top1']
+    result = json_out([*VAS, 'eval', str(checkpoint), '--data', str(data), '--split', 'test',
+                       '--json', '--quiet', '--cache-dir', str(work / 'cache')])
+    cached.write_text(json.dumps(result))
+    return result['top1']
+
+
+def latency_ms(refs: list[str], threads: int, classes: int = 8) -> dict[str, float]:
+    result = json_out([*VAS, 'latency', *refs, '--threads', str(threads), '--repeats', '30',
+                       '--warmup', '5', '--classes', str(classes), '--json'], threads=threads)
+    # Rows come in the order asked (names repeat: every search winner is tvn_search_best).
+    return {ref: row['median_ms'] for ref, row in zip(refs, result['results'])}
+
+
+def frame2d_genome(best_genome: dict, path: Path) -> Path:
+    path.write_text(json.dumps({'family': 'baseline', 'name': 'frame2d', 'genome': {
+        'arch': 'frame2d', 'frames': best_genome['frames'], 'size': best_genome['size'],
+        'frame_stride': best_genome.get('frame_stride', 1)}}))
+    return path
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--work', type=Path, required=True)
+    p.add_argument('--out', type=Path, default=None)
+    p.add_argument('--budget-ms', type=float, default=10.0)
+    p.add_argument('--time-budget-s', type=float, default=1800.0)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--population', type=int, default=8)
+    p.add_argument('--rounds', type=int, default=1000)
+    p.add_argument('--proxy-steps', type=int, default=120)
+    p.add_argument('--initial', nargs='*', default=['tvn_tiny'],
+                   help='seed genomes of every search, evolution and random alike')
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--lr', type=float, default=2e-3)
+    p.add_argument('--final-epochs', type=int, default=30)
+    p.add_argument('--per-class', type=int, default=24)
+    p.add_argument('--parallel', type=int, default=2)
+    p.add_argument('--skip-hardware', action='store_true')
+    p.add_argument('--hardware-time-budget-s', type=float, default=None,
+                   help='time budget of the two hardware-awareness searches (default: '
+                        '--time-budget-s); both run alone, one after the other')
+    args = p.parse_args()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / 'data'
+    if not (data / 'test').is_dir():
+        log('data synth ...')
+        run([*VAS, 'data', 'synth', str(data), '--per-class', str(args.per_class), '--seed',
+             '7', '--splits', 'train,val,test', '--no-progress'], work / 'logs' / 'data.log')
+
+    jobs = [(strategy, seed) for seed in args.seeds for strategy in ('evolution', 'random')]
+    with ThreadPoolExecutor(args.parallel) as pool:
+        searches = dict(zip(jobs, pool.map(
+            lambda job: search_job(args, data, work, *job), jobs)))
+        best_genomes = {job: json.loads((out / 'best_genome.json').read_text())['genome']
+                        for job, out in searches.items()}
+        trains = [(name, name) for name in BASELINES]
+        for (strategy, seed), genome in best_genomes.items():
+            ref = frame2d_genome(genome, work / f'frame2d_{strategy}_s{seed}.json')
+            trains.append((str(ref), f'frame2d_{strategy}_s{seed}'))
+        baseline_runs = dict(zip([n for _, n in trains], pool.map(
+            lambda t: train_job(args, data, work, *t), trains)))
+
+    hardware = None
+    if not args.skip_hardware:
+        budget = args.hardware_time_budget_s
+        if budget is None:
+            one = searches[('evolution', args.seeds[0])]
+        else:
+            one = search_job(args, data, work, 'evolution', args.seeds[0], latency_threads=1,
+                             time_budget_s=budget, prefix='hardware')
+        two = search_job(args, data, work, 'evolution', args.seeds[0], latency_threads=2,
+                         time_budget_s=budget, prefix='hardware' if budget else None)
+        hardware = {
+            'threads_1': {'genome': json.loads((one / 'best_genome.json').read_text())[
+                'genome'],
+                          'latency_ms_1_thread': latency_ms([str(one / 'best.safetensors')],
+                                                            1)},
+            'threads_2': {'genome': json.loads((two / 'best_genome.json').read_text())[
+                'genome'], 'latency_ms_2_threads': latency_ms(
+                    [str(two / 'best.safetensors')], 2)},
+        }
+        hardware['same_architecture'] = (hardware['threads_1']['genome']
+                                         == hardware['threads_2']['genome'])
+
+    log('evaluating on the test split and re-measuring latency ...')
+    rows = []
+    for (strategy, seed), out in searches.items():
+        summary = json.loads((out / 'summary.json').read_text())
+        rows.append({'model': f'search_{strategy}_s{seed}', 'kind': strategy, 'seed': seed,
+                     'checkpoint': str(out / 'best.safetensors'),
+                     'test_top1': test_top1(out / 'best.safetensors', data, work),
+                     'origin': summary['best']['origin'],
+                     'searched_latency_ms': summary['best']['latency_ms'],
+                     'screen': summary['screen'], 'counts': summary['counts'],
+                     'peak_rss_mb': summary['peak_rss_mb'],
+                     'genome': summary['best']['genome']})
+    for name, out in baseline_runs.items():
+        rows.append({'model': name, 'kind': name.split('_s')[0] if name.startswith('frame2d')
+                     else name, 'checkpoint': str(out / 'model.safetensors'),
+                     'test_top1': test_top1(out / 'model.safetensors', data, work)})
+    medians = latency_ms([r['checkpoint'] for r in rows], 1)
+    for row in rows:
+        row['latency_ms_1_thread'] = medians.get(row['checkpoint'])
+        row['fits_budget'] = (row['latency_ms_1_thread'] is not None
+                              and row['latency_ms_1_thread'] <= args.budget_ms)
+
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        groups.setdefault(row['kind'], []).append(row['test_top1'])
+    table = {kind: {'mean': statistics.mean(v), 'sd': statistics.stdev(v) if len(v) > 1
+                    else 0.0, 'n': len(v)} for kind, v in groups.items()}
+    report = {'settings': vars(args) | {'work': str(work), 'out': str(args.out)},
+              'cpu': _cpu_name(), 'rows': rows, 'by_kind': table, 'hardware': hardware}
+    (work / 'report.json').write_text(json.dumps(report, indent=2, default=str))
+    if args.out:
+        write_report(report, args.out)
+    log(f'report: {work / "report.json"}')
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return 'unknown'
+
+
+def write_report(report: dict, out: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from vas_ros.plotting import pyplot, save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'search_budget.json').write_text(json.dumps(report, indent=2, default=str))
+    budget = report['settings']['budget_ms']
+    lines = [f'# Search under a {budget:g} ms budget ({report["cpu"]})', '',
+             '| model | test top-1 | latency ms (1 thread) | fits | origin |',
+             '|---|---|---|---|---|']
+    for row in report['rows']:
+        lat = row['latency_ms_1_thread']
+        lines.append(f'| {row["model"]} | {row["test_top1"]:.3f} | '
+                     f'{"-" if lat is None else f"{lat:.2f}"} | '
+                     f'{"yes" if row["fits_budget"] else "no"} | {row.get("origin", "")} |')
+    lines += ['', '| kind | mean | sd | n |', '|---|---|---|---|']
+    for kind, stats in sorted(report['by_kind'].items(), key=lambda kv: -kv[1]['mean']):
+        lines.append(f'| {kind} | {stats["mean"]:.3f} | {stats["sd"]:.3f} | {stats["n"]} |')
+    (out / 'search_budget.md').write_text('\n'.join(lines) + '\n')
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for row in report['rows']:
+        lat = row['latency_ms_1_thread'] or float('nan')
+        marker = {'evolution': 'o', 'random': 's'}.get(row['kind'], '^')
+        ax.scatter(lat, row['test_top1'], marker=marker, s=40,
+                   label=row['kind'] if row['kind'] in ('evolution', 'random') else
+                   row['model'])
+    ax.axvline(budget, color='grey', ls='--', lw=1)
+    ax.set_xscale('log')
+    ax.set_xlabel('latency per clip, ms (1 thread, median)')
+    ax.set_ylabel('test top-1')
+    ax.set_title(f'TVN search under {budget:g} ms vs baselines ({report["cpu"][:40]})',
+                 fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc='best')
+    save_figure(fig, out / 'search_budget.png')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
