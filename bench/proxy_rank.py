@@ -159,7 +159,7 @@ def write_report(report: dict, out: Path) -> None:
                       'proxy val top-1', fontsize=8)
     (axes[0] if len(keys) > 1 else axes).set_ylabel('test top-1 after full training',
                                                     fontsize=8)
-    save_figure(fig, out / 'proxy_rank.png')
+    save_figure(plt, fig, out / 'proxy_rank.png')
 
 
 if __name__ == '__main__':

@@ -271,7 +271,7 @@ def write_report(report: dict, out: Path) -> None:
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc='best')
-    save_figure(fig, out / 'search_budget.png')
+    save_figure(plt, fig, out / 'search_budget.png')
 
 
 if __name__ == '__main__':

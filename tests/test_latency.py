@@ -130,9 +130,11 @@ def test_models_info_json(capsys, tmp_path):
     model = build_model(arch, 8)
     assert info == {'name': 'tvn_tiny', 'family': 'tvn',
                     'params': sum(p.numel() for p in model.parameters()),
-                    'macs': info['macs'],
+                    'macs': info['macs'], 'memory': info['memory'],
                     'input': {'frames': 8, 'size': 64, 'streams': ['rgb']}}
     assert 50e6 < info['macs'] < 200e6
+    assert info['memory']['train_batch'] == 8
+    assert 0 < info['memory']['inference_mb'] < info['memory']['train_mb']
     genome_file = tmp_path / 'custom.json'
     data = json.loads(arch.to_json())
     data['name'] = 'custom_tiny'

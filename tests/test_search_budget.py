@@ -68,7 +68,7 @@ def test_meta_costing_counts_what_running_the_model_counts(name):
 
 
 def test_training_memory_estimate_covers_the_measured_peak(tmp_path):
-    """A real training step in a fresh process stays under the estimate, and the estimate
+    """Real training steps in a fresh process stay under the estimate, and the estimate
     is not wildly pessimistic (it decides what a robot may search)."""
     script = (
         'import resource, sys, torch\n'
@@ -85,7 +85,10 @@ def test_training_memory_estimate_covers_the_measured_peak(tmp_path):
         measured = int(subprocess.run([sys.executable, '-c', script, name], check=True,
                                       capture_output=True, text=True).stdout.split()[-1])
         estimate = estimate_footprint(name, 8).training_bytes(8)
-        assert measured <= estimate <= 4 * measured + 256 * 2**20, (name, measured, estimate)
+        # Conservative on purpose: the measured peak depends on threads and the allocator
+        # (tvn_tiny: 37 MB with 1 thread, 318 MB with 2), the estimate does not.
+        assert measured <= estimate <= 12 * measured + 512 * 2**20, (name, measured,
+                                                                      estimate)
 
 
 def test_huge_genome_is_costed_and_refused_while_the_process_stays_small(tmp_path, ros_env):

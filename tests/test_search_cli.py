@@ -89,8 +89,10 @@ def test_search_killed_with_sigkill_resumes_without_losing_or_repeating_work(
     assert len(done) == 3 + 2, [(r.id, r.status, r.error) for r in after]
     for cid, rec in before.items():  # recorded results were reused, not re-evaluated
         again = next(r for r in after if r.id == cid)
-        assert (again.accuracy, again.train_seconds, again.updated_at) == \
-            (rec.accuracy, rec.train_seconds, rec.updated_at)
+        assert (again.accuracy, again.train_seconds, again.train_steps) == \
+            (rec.accuracy, rec.train_seconds, rec.train_steps)
+        # Only the longer training of the best (multi-fidelity) may write to it since.
+        assert again.updated_at == rec.updated_at or again.accuracy_long is not None
     with SearchStore.open(store) as opened:
         assert len(opened.runs()) == 2
 
@@ -103,7 +105,11 @@ def test_search_killed_with_sigkill_resumes_without_losing_or_repeating_work(
     best = summary['best']
     assert summary['state'] == 'done' and summary['counts']['done'] == 5
     assert loaded.arch.genome == best['genome'] == resolve_arch(out / 'best_genome.json').genome
-    assert best['proxy_accuracy'] == max(r.accuracy for r in done)
+    promoted = [r for r in after if r.accuracy_long is not None]
+    assert len(promoted) == 2  # the best third of 5, at least 2
+    assert {r.id for r in promoted} == {r.id for r in sorted(
+        done, key=lambda r: (-r.accuracy, r.latency_ms, r.id))[:2]}
+    assert best['long_accuracy'] == max(r.accuracy_long for r in promoted)
     assert 0.0 <= summary['final_training']['val_top1'] <= 1.0
     lines = (out / 'candidates.csv').read_text().splitlines()
     assert lines[0].startswith('id,parent_id,origin,status') and len(lines) == len(after) + 1
