@@ -125,7 +125,9 @@ def run(args) -> int:
     model_ms = [r['latency_ms']['model'] for r in results if 'model' in r['latency_ms']]
     summary = {
         'model': model.name,
-        'clips_played': len(truths),
+        # Clip indices count from 0; labels of the first clips may be lost to discovery.
+        'clips_played': max((int(t['clip_index']) for t in truths), default=-1) + 1,
+        'labels_received': len(truths),
         'results': len(results),
         'scored_results': len(scored),
         'accuracy': (sum(r['correct'] for r in scored) / len(scored)) if scored else 0.0,
