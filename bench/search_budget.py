@@ -19,7 +19,8 @@ Protocol (one data set, test split never used by any choice):
 - baselines trained with the search's final-training recipe: tvn_tiny, evanet_tiny,
   assemblenet_tiny, and frame2d at each searched model's input size;
 - test top-1 of every model (`vas-ros eval --split test`), latency re-measured in one
-  quiet sequential pass (`vas-ros latency --threads 1`);
+  quiet sequential pass (`vas-ros latency --threads 1`), optical flow included for models
+  that take it (the TVN space draws RGB or flow input; assemblenet_tiny takes both);
 - hardware awareness: seed 0's evolution search again with `--latency-threads 2` (alone,
   so that both cores are free) and both winners re-measured with their own thread count.
 """
@@ -113,7 +114,10 @@ def latency_ms(refs: list[str], threads: int, classes: int = 8) -> dict[str, flo
     result = json_out([*VAS, 'latency', *refs, '--threads', str(threads), '--repeats', '30',
                        '--warmup', '5', '--classes', str(classes), '--json'], threads=threads)
     # Rows come in the order asked (names repeat: every search winner is tvn_search_best).
-    return {ref: row['median_ms'] for ref, row in zip(refs, result['results'])}
+    # A model with a flow stream pays for its optical flow on the robot too (DIS, timed
+    # separately by `vas-ros latency`), so flow counts against the budget.
+    return {ref: row['median_ms'] + (row.get('flow_median_ms') or 0.0)
+            for ref, row in zip(refs, result['results'])}
 
 
 def frame2d_genome(best_genome: dict, path: Path) -> Path:
@@ -215,23 +219,16 @@ def main() -> int:
         groups.setdefault(row['kind'], []).append(row['test_top1'])
     table = {kind: {'mean': statistics.mean(v), 'sd': statistics.stdev(v) if len(v) > 1
                     else 0.0, 'n': len(v)} for kind, v in groups.items()}
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from vas_ros.commands.bench import machine
+
     report = {'settings': vars(args) | {'work': str(work), 'out': str(args.out)},
-              'cpu': _cpu_name(), 'rows': rows, 'by_kind': table, 'hardware': hardware}
+              'cpu': machine()['cpu'], 'rows': rows, 'by_kind': table, 'hardware': hardware}
     (work / 'report.json').write_text(json.dumps(report, indent=2, default=str))
     if args.out:
         write_report(report, args.out)
     log(f'report: {work / "report.json"}')
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return 'unknown'
 
 
 def write_report(report: dict, out: Path) -> None:

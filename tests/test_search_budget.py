@@ -125,14 +125,15 @@ def test_estimate_footprint_refuses_bad_input():
 
 
 # ----------------------------------------------------------------------------- cost model
-def _fake_footprint(macs: float, depth: float, ops: float):
+def _fake_footprint(macs: float, depth: float, ops: float, flow: float = 0.0):
     """The fields `features` reads, for a made-up device's made-up networks."""
     return SimpleNamespace(macs_conv2d=macs, macs_depthwise=depth, macs_conv3d=0.0,
-                           macs_matmul=0.0, bytes_written=macs / 10, ops=ops)
+                           macs_matmul=0.0, bytes_written=macs / 10, ops=ops,
+                           flow_pixels=flow)
 
 
 def test_latency_model_learns_a_device_from_measurements():
-    truth = (0.2, 1 / 50e6, 1 / 4e6, 0.0, 0.0, 1 / 8e6, 0.02)
+    truth = (0.2, 1 / 50e6, 1 / 4e6, 0.0, 0.0, 1 / 8e6, 0.02, 0.0)
     rng = random.Random(0)
     samples = []
     for _ in range(30):
@@ -150,6 +151,29 @@ def test_latency_model_learns_a_device_from_measurements():
     prior = LatencyModel(PRIOR)
     assert max(abs(prior.predict(x) - y) / y for x, y in samples[20:]) > 0.3
     assert model.to_dict()['kind'] == 'fitted'
+
+
+def test_latency_model_learns_the_cost_of_flow_and_never_prices_it_at_zero():
+    truth = (0.2, 1 / 50e6, 1 / 4e6, 0.0, 0.0, 1 / 8e6, 0.02, 1 / 2e4)
+    rng = random.Random(1)
+
+    def sample(flow: bool):
+        x = features(_fake_footprint(rng.uniform(1e6, 5e8), rng.uniform(1e5, 5e7),
+                                     rng.randint(20, 400),
+                                     rng.choice([8 * 32 * 32, 8 * 64 * 64]) if flow else 0))
+        return x, sum(c * v for c, v in zip(truth, x))
+
+    rgb_only = [sample(False) for _ in range(15)]
+    model = fit_latency_model(rgb_only)
+    x, _ = sample(True)
+    no_flow = (*x[:-1], 0.0)
+    # Fitted without any flow model timed, flow still costs what the scaled prior says.
+    assert model.predict(x) - model.predict(no_flow) > 0.5 * x[-1] * PRIOR[-1] * 0.1
+    mixed = rgb_only + [sample(True) for _ in range(15)]
+    model = fit_latency_model(mixed)
+    assert model.kind == 'fitted'
+    held = [sample(True) for _ in range(10)]
+    assert max(abs(model.predict(x) - y) / y for x, y in held) < 0.02
 
 
 def test_latency_model_ignores_empty_measurements_and_is_deterministic():

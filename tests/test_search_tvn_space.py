@@ -64,16 +64,19 @@ def test_small_space_genomes_build_and_run_forward():
 
     space = get_space('tvn').with_options(SMALL)
     rng = random.Random(3)
+    streams = set()
     for _ in range(6):
         genome = space.mutate(space.random_genome(rng), rng)
         arch = ModelArch('tvn', genome)
         spec = input_spec_for(arch)
+        streams.add(spec.streams)
         model = build_model(arch, 8).eval()
         with torch.no_grad():
-            out = model(torch.randn(spec.shape('rgb', 2)))
+            out = model(*[torch.randn(spec.shape(s, 2)) for s in spec.streams])
         assert out.shape == (2, 8)
         assert all(b['filters'] <= 32 for b in genome['blocks'])
         assert 32 <= genome['size'] <= 48
+    assert streams == {('rgb',), ('flow',)}  # the default space draws both input streams
 
 
 def test_same_seed_same_genomes():

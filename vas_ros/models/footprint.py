@@ -13,8 +13,7 @@ of op, bytes written, number of ops); see `vas_ros/search/cost_model.py`.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from vas_ros.errors import VasError
 
@@ -47,6 +46,9 @@ class Footprint:
     # Outputs of a training-mode forward (saved for backward); None when costed for
     # inference only (`estimate_footprint(..., training=False)`).
     train_activation_bytes_per_clip: int | None
+    # Pixels of optical flow the robot computes per clip before the forward pass
+    # (frames x size x size for models with a flow stream, else 0).
+    flow_pixels: int = 0
 
     @property
     def weight_bytes(self) -> int:
@@ -65,19 +67,6 @@ class Footprint:
         activations = batch * (self.train_activation_bytes_per_clip
                                + BACKWARD_TRANSIENTS * self.largest_activation_bytes)
         return states + activations + RUNTIME_OVERHEAD_BYTES
-
-    def to_dict(self, batch: int | None = None) -> dict:
-        data = asdict(self)
-        data['inference_mb'] = round(self.inference_bytes() / 2**20, 1)
-        if batch is not None and self.train_activation_bytes_per_clip is not None:
-            data['train_batch'] = batch
-            data['train_mb'] = round(self.training_bytes(batch) / 2**20, 1)
-        return data
-
-
-def _numel(shape) -> int:
-    return math.prod(int(s) for s in shape)
-
 
 class _Tally:
     """Counts what a meta forward pass does; used as a TorchDispatchMode."""
@@ -118,7 +107,7 @@ class _Tally:
             self.largest = max(self.largest, size)
         if func in conv_ops:
             weight, groups = args[1], int(args[8]) if len(args) > 8 else 1
-            macs = outs[0].numel() * _numel(weight.shape[1:])
+            macs = outs[0].numel() * weight.shape[1:].numel()
             if weight.dim() == 5:
                 self.macs['conv3d'] += macs
             elif groups > 1:
@@ -127,7 +116,7 @@ class _Tally:
                 self.macs['conv2d'] += macs
         elif func in mm_ops:
             a, b = (args[i] for i in mm_ops[func])
-            self.macs['matmul'] += _numel(a.shape) * int(b.shape[-1])
+            self.macs['matmul'] += a.numel() * int(b.shape[-1])
 
 
 def _meta_pass(model, spec, train: bool, batch: int = 1) -> _Tally:
@@ -174,7 +163,8 @@ def estimate_footprint(arch, num_classes: int = 8, training: bool = True) -> Foo
         ops=inference.ops, bytes_written=inference.bytes_written,
         largest_activation_bytes=inference.largest,
         train_activation_bytes_per_clip=(training.bytes_written // 2
-                                         if training is not None else None))
+                                         if training is not None else None),
+        flow_pixels=spec.frames * spec.size * spec.size if spec.needs_flow else 0)
 
 
 def available_memory_bytes(device: str = 'cpu') -> int:

@@ -27,10 +27,13 @@ from torch import nn
 from vas_ros.errors import DataError, GenomeError
 from vas_ros.models.layers.common import ContextGating, ConvBNAct, Pool2dSame, SqueezeExcite
 from vas_ros.models.registry import Family, register_family
-from vas_ros.models.spec import InputSpec
+from vas_ros.models.spec import STREAM_CHANNELS, InputSpec
 
 SPATIAL_TYPES = ('std', 'depth', 'maxpool', 'avgpool')
 TEMPORAL_TYPES = ('1d', 'maxpool', 'avgpool')
+# What the first layer sees: the RGB frames (the published TVNs) or the clip's optical
+# flow. Flow costs its computation on the robot, which the search adds to the latency.
+INPUT_STREAMS = {'rgb': ('rgb',), 'flow': ('flow',)}
 
 # Inclusive ranges a genome may use; the search space samples inside them.
 LIMITS = {
@@ -182,6 +185,7 @@ class TVNGenome:
     size: int = _required()
     frame_stride: int = 1
     dropout: float = 0.5
+    stream: str = 'rgb'
     blocks: list[TVNBlock] = _required()
 
     @classmethod
@@ -194,12 +198,13 @@ class TVNGenome:
         low, high = LIMITS['blocks']
         if not low <= len(blocks) <= high:
             raise GenomeError('blocks', f'must hold {low} to {high} blocks, got {len(blocks)}')
-        data = {'frame_stride': 1, 'dropout': 0.5, **data}
+        data = {'frame_stride': 1, 'dropout': 0.5, 'stream': 'rgb', **data}
         genome = cls(
             frames=_integer(data, 'frames', ''),
             size=_integer(data, 'size', ''),
             frame_stride=_integer(data, 'frame_stride', ''),
             dropout=_number(data, 'dropout', '', 0.0, 1.0, high_open=True),
+            stream=_choice(data, 'stream', '', tuple(INPUT_STREAMS)),
             blocks=[TVNBlock.from_dict(b, f'blocks[{i}].') for i, b in enumerate(blocks)],
         )
         genome.plan()
@@ -214,8 +219,21 @@ class TVNGenome:
         return cls.from_dict(data)
 
     def to_dict(self) -> dict:
-        return {'frames': self.frames, 'size': self.size, 'frame_stride': self.frame_stride,
-                'dropout': self.dropout, 'blocks': [b.to_dict() for b in self.blocks]}
+        # `stream` is left out at its default, so RGB genomes keep the form (and hash) they
+        # had before the field existed.
+        data = {'frames': self.frames, 'size': self.size, 'frame_stride': self.frame_stride,
+                'dropout': self.dropout}
+        if self.stream != 'rgb':
+            data['stream'] = self.stream
+        return {**data, 'blocks': [b.to_dict() for b in self.blocks]}
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return INPUT_STREAMS[self.stream]
+
+    @property
+    def in_channels(self) -> int:
+        return STREAM_CHANNELS[self.stream]
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -223,7 +241,7 @@ class TVNGenome:
     def plan(self) -> list[BlockStep]:
         """Shapes through every block copy; raises GenomeError where the clip runs out."""
         steps = []
-        c, t, h, w = 3, self.frames, self.size, self.size
+        c, t, h, w = self.in_channels, self.frames, self.size, self.size
         for i, block in enumerate(self.blocks):
             for copy in range(block.repeats):
                 step = _plan_copy(i, copy, block, (c, t, h, w))
@@ -347,6 +365,8 @@ class TinyVideoNet(nn.Module):
         super().__init__()
         steps = genome.plan()
         self.frames, self.size = genome.frames, genome.size
+        self.streams = genome.streams
+        self.in_channels = genome.in_channels
         self.blocks = nn.Sequential(*[TinyBlock(genome.blocks[st.block], st)
                                       for st in steps])
         channels, self.frames_out = steps[-1].shape_out[:2]
@@ -358,14 +378,20 @@ class TinyVideoNet(nn.Module):
         nn.init.normal_(self.classifier.weight, std=0.01)
         nn.init.zeros_(self.classifier.bias)
 
-    def forward(self, rgb):
-        expected = (3, self.frames, self.size, self.size)
-        if rgb.dim() != 5 or tuple(rgb.shape[1:]) != expected:
-            raise DataError(f'TVN input must be [B, {", ".join(map(str, expected))}] '
-                            f'(rgb clip), got {list(rgb.shape)}')
-        b = rgb.shape[0]
+    def forward(self, *inputs):
+        if len(inputs) != len(self.streams):
+            raise DataError(f'this TVN takes {len(self.streams)} input(s) '
+                            f'({", ".join(self.streams)}), got {len(inputs)}')
+        for name, x in zip(self.streams, inputs):
+            expected = (STREAM_CHANNELS[name], self.frames, self.size, self.size)
+            if x.dim() != 5 or tuple(x.shape[1:]) != expected:
+                raise DataError(f'TVN {name} input must be [B, {", ".join(map(str, expected))}]'
+                                f', got {list(x.shape)}')
+        clip = inputs[0]
+        b = clip.shape[0]
         # [B, C, T, H, W] -> frames folded into the batch; free for channels-last-3d input.
-        x = rgb.permute(0, 2, 1, 3, 4).reshape(b * self.frames, 3, self.size, self.size)
+        x = clip.permute(0, 2, 1, 3, 4).reshape(b * self.frames, self.in_channels, self.size,
+                                                self.size)
         x = self.blocks(x)
         x = x.reshape(b, self.frames_out, x.shape[1], -1).mean(dim=(1, 3))
         return self.classifier(self.dropout(x))
@@ -384,7 +410,7 @@ def validate_genome(genome) -> dict:
 def tvn_input_spec(genome) -> InputSpec:
     g = _to_genome(genome)
     return InputSpec(frames=g.frames, size=g.size, frame_stride=g.frame_stride,
-                     streams=('rgb',))
+                     streams=g.streams)
 
 
 # ---------------------------------------------------------------- presets

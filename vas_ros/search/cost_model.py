@@ -4,7 +4,8 @@ Timing a candidate means building it and running it; a 100-second model takes mi
 to learn that it misses a 30 ms budget. This model predicts the median latency from the
 genome's footprint (`vas_ros.models.footprint`): MACs by kind of op (dense 2D conv,
 depthwise/grouped conv, 3D conv, matmul), bytes written by all ops (memory traffic), the
-number of ops (dispatch overhead) and a constant.
+number of ops (dispatch overhead), the pixels of optical flow computed per clip (for
+models with a flow stream, whose measured latency includes the flow) and a constant.
 
 - With no measurement it uses `PRIOR`, per-feature costs of a modest CPU core.
 - With a few measurements it scales the prior by the geometric mean of measured/predicted
@@ -22,18 +23,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from vas_ros.search.latency import percentile
+
 FEATURES = ('const', 'macs_conv2d', 'macs_depthwise', 'macs_conv3d', 'macs_matmul',
-            'bytes_written', 'ops')
+            'bytes_written', 'ops', 'flow_pixels')
 # ms per unit: about 20 GMAC/s for dense convs, 2 for depthwise ones (memory bound),
-# 15 for 3D convs, 5 GB/s of writes, 10 us of dispatch per op.
-PRIOR = (0.05, 1 / 20e6, 1 / 2e6, 1 / 15e6, 1 / 20e6, 1 / 5e6, 0.01)
+# 15 for 3D convs, 5 GB/s of writes, 10 us of dispatch per op, 100 ms per million flow
+# pixels (DIS on one core: about 3.5 ms for 8 frames of 64 x 64).
+PRIOR = (0.05, 1 / 20e6, 1 / 2e6, 1 / 15e6, 1 / 20e6, 1 / 5e6, 0.01, 1 / 1e4)
 
 
 def features(footprint) -> tuple[float, ...]:
     """The model's inputs for one genome, from its `Footprint`."""
     return (1.0, float(footprint.macs_conv2d), float(footprint.macs_depthwise),
             float(footprint.macs_conv3d), float(footprint.macs_matmul),
-            float(footprint.bytes_written), float(footprint.ops))
+            float(footprint.bytes_written), float(footprint.ops),
+            float(footprint.flow_pixels))
 
 
 def _dot(coef, x) -> float:
@@ -79,7 +84,11 @@ def _nnls(samples) -> tuple[float, ...] | None:
     coef = coef / norm
     if not np.all(np.isfinite(coef)) or not coef.any():
         return None
-    return tuple(float(c) for c in coef)
+    # A feature no sample exercises (flow, before any flow model was timed) keeps the
+    # prior's cost scaled to this device, rather than costing nothing.
+    prior = _scaled(samples).coef
+    unseen = ~np.any(x != 0, axis=0)
+    return tuple(float(p if u else c) for c, p, u in zip(coef, prior, unseen))
 
 
 def relative_error(model: LatencyModel, x, ms: float) -> float:
@@ -107,10 +116,4 @@ def fit_latency_model(samples, min_samples_fit: int = 10) -> LatencyModel:
             return scaled
         loo_fit.append(relative_error(LatencyModel(held_coef), x, ms))
         loo_scaled.append(relative_error(_scaled(rest), x, ms))
-    return fitted if _median(loo_fit) < _median(loo_scaled) else scaled
-
-
-def _median(values) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+    return fitted if percentile(loo_fit, 50) < percentile(loo_scaled, 50) else scaled

@@ -181,6 +181,8 @@ class Evolution:
         run_id = self.store.begin_run(argv)
         started = self.clock()
         spent_before = self.store.elapsed_before(run_id)
+        budget = self.config.time_budget_s
+        self._deadline = None if budget is None else started + budget - spent_before
         state = 'failed'
         try:
             self.on_event('start', None)
@@ -199,9 +201,6 @@ class Evolution:
                 else:
                     state = 'done'
                     break
-                budget = self.config.time_budget_s
-                self._deadline = (None if budget is None
-                                  else started + budget - spent_before)
                 if self._time_up():
                     state = 'time_budget'
                     break

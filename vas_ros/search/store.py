@@ -26,6 +26,10 @@ STATUSES = ('pending', 'rejected', 'training', 'done', 'failed')
 # Header keys that must match for a store to be resumed.
 IDENTITY_KEYS = ('family', 'data', 'budget_ms', 'seed', 'config')
 
+# Columns added after version 1 stores existed: in the schema, and added to older stores
+# when they are opened (all nullable).
+_ADDED_COLUMNS = {'memory_mb': 'REAL', 'predicted_ms': 'REAL', 'inherited': 'REAL',
+                  'accuracy_long': 'REAL'}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS candidates (
@@ -40,7 +44,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     accuracy REAL, train_seconds REAL, train_steps INTEGER,
     error TEXT,
     next_genome TEXT,
-    memory_mb REAL, predicted_ms REAL, inherited REAL, accuracy_long REAL,
+    """ + ''.join(f'{name} {kind}, ' for name, kind in _ADDED_COLUMNS.items()) + """
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -334,9 +338,7 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
     have = {r[1] for r in conn.execute('PRAGMA table_info(candidates)')}
     if not have:
         return
-    types = {'memory_mb': 'REAL', 'predicted_ms': 'REAL', 'inherited': 'REAL',
-             'accuracy_long': 'REAL'}
-    for column, kind in types.items():
+    for column, kind in _ADDED_COLUMNS.items():
         if column not in have:
             conn.execute(f'ALTER TABLE candidates ADD COLUMN {column} {kind}')
 

@@ -8,13 +8,14 @@ gating and skip on/off; 2-8 frames; 128-256 px; frame stride 1-7.
 Options (`configure(**options)`, `--space-option KEY=VALUE` on the CLI) shrink the space
 so a CPU search stays small: `max_filters`, `min_filters`, `sizes` ([min, max] pixels),
 `size_step`, `frames` ([min, max]), `frame_strides` ([min, max]), `blocks` ([min, max]),
-`max_expand`, `max_repeats`, `max_kernel`.
+`max_expand`, `max_repeats`, `max_kernel`, `streams` (input streams to draw from: `rgb`,
+`flow`; default both, so the search weighs what flow adds against what it costs).
 
 Mutation picks one edit uniformly: change one field of one block, add a block, remove a
-block, or change frames / size / frame stride. Every genome returned has passed the tvn
-family's `validate` and (for mutations) differs from its parent; edits that produce an
-invalid genome are discarded and redrawn, all from the same `rng`, so a seed determines
-the sequence.
+block, or change frames / size / frame stride / input stream. Every genome returned has
+passed the tvn family's `validate` and (for mutations) differs from its parent; edits that
+produce an invalid genome are discarded and redrawn, all from the same `rng`, so a seed
+determines the sequence.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import random
 
 from vas_ros.errors import GenomeError, VasError
+from vas_ros.models.tvn import INPUT_STREAMS
 from vas_ros.search.space import SearchSpace, genome_hash, register_space
 
 SPATIAL_TYPES = ('std', 'depth', 'maxpool', 'avgpool')
@@ -44,6 +46,7 @@ DEFAULTS = {
     'max_expand': 8,
     'max_repeats': 6,
     'dropout': 0.5,
+    'streams': ['rgb', 'flow'],
 }
 MAX_TRIES = 200
 
@@ -76,6 +79,13 @@ class TVNSpace:
             if int(o[key]) < 1:
                 raise VasError(f'tvn space option {key!r} must be >= 1, got {o[key]!r}')
             o[key] = int(o[key])
+        streams = o['streams']
+        if (not isinstance(streams, (list, tuple)) or not streams
+                or any(x not in INPUT_STREAMS for x in streams)
+                or len(set(streams)) < len(streams)):
+            raise VasError(f'tvn space option \'streams\' must be a non-empty list of '
+                           f'distinct streams from {list(INPUT_STREAMS)}, got {streams!r}')
+        o['streams'] = [x for x in INPUT_STREAMS if x in streams]
         o['min_filters'] = min(o['min_filters'], o['max_filters'])
         lo, hi = o['min_filters'], o['max_filters']
         self.filters = sorted({lo, hi, *(f for f in FILTER_GRID if lo <= f <= hi)})
@@ -115,7 +125,7 @@ class TVNSpace:
         size = rng.choice(self.sizes)
         genome = {'frames': frames, 'size': size,
                   'frame_stride': rng.randint(*o['frame_strides']),
-                  'dropout': o['dropout'], 'blocks': []}
+                  'dropout': o['dropout'], 'stream': rng.choice(o['streams']), 'blocks': []}
         for _ in range(rng.randint(*o['blocks'])):
             block = self._block(rng, size, frames)
             genome['blocks'].append(block)
@@ -143,6 +153,8 @@ class TVNSpace:
         child = {**genome, 'blocks': [dict(b) for b in genome['blocks']]}
         blocks = child['blocks']
         edits = ['block_field', 'frames', 'size', 'frame_stride']
+        if len(o['streams']) > 1:
+            edits.append('stream')
         if len(blocks) < o['blocks'][1]:
             edits.append('add_block')
         if len(blocks) > o['blocks'][0]:
@@ -161,6 +173,9 @@ class TVNSpace:
             child['frames'] = rng.randint(*o['frames'])
         elif edit == 'size':
             child['size'] = rng.choice(self.sizes)
+        elif edit == 'stream':
+            current = child.get('stream', 'rgb')
+            child['stream'] = rng.choice([x for x in o['streams'] if x != current])
         else:
             child['frame_stride'] = rng.randint(*o['frame_strides'])
         return child
