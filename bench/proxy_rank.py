@@ -12,6 +12,9 @@ top-1 and each proxy:
 - `proxy_scratch_negloss`, `proxy_long_negloss`: minus the validation loss of those two
   proxies (a continuous signal, where top-1 on a small validation split is coarse).
 
+`--search-proxies-only` skips the extra proxies (only the full trainings run, for the
+search's own and promoted fitness); `--parallel N` runs N full trainings at a time.
+
     .venv/bin/python bench/proxy_rank.py --store S.sqlite --data D --work W --out docs
 
 Resumable: finished trainings are skipped on a rerun.
@@ -25,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 VAS = [sys.executable, '-m', 'vas_ros']
@@ -103,29 +107,37 @@ def main() -> int:
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--lr', type=float, default=2e-3)
     p.add_argument('--epochs', type=int, default=30)
+    p.add_argument('--parallel', type=int, default=1)
+    p.add_argument('--search-proxies-only', action='store_true')
     args = p.parse_args()
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
     with SearchStore.open(args.store) as store:
         chosen = pick(store.candidates(), args.candidates)
-    rows = []
-    for rec in chosen:
+
+    def measure(rec) -> dict:
         log(f'candidate {rec.id} ({rec.origin}, proxy {rec.accuracy:.3f})')
         row = {'id': rec.id, 'origin': rec.origin, 'latency_ms': rec.latency_ms,
                'inherited': rec.inherited, 'proxy_search': rec.accuracy,
-               'proxy_promoted': rec.accuracy_long}
-        for tag, steps in (('scratch', args.proxy_steps), ('long', 3 * args.proxy_steps)):
+               'proxy_promoted': rec.accuracy_long,
+               'stream': rec.genome.get('stream', 'rgb')}
+        extra = () if args.search_proxies_only else (('scratch', args.proxy_steps),
+                                                     ('long', 3 * args.proxy_steps))
+        for tag, steps in extra:
             result = proxy(rec, args.data, args.work, steps, args.batch_size, args.lr, tag)
             row[f'proxy_{tag}'] = result['accuracy']
             # Minus the validation loss: higher is better, like accuracy.
             row[f'proxy_{tag}_negloss'] = (-result['val_loss'] if result.get('val_loss')
                                            is not None else None)
         row.update(full(rec, args.data, args.work, args.epochs, args.batch_size, args.lr))
-        rows.append(row)
+        return row
+
+    with ThreadPoolExecutor(max(1, args.parallel)) as pool:
+        rows = list(pool.map(measure, chosen))
     taus = {}
     for key in ('proxy_search', 'proxy_scratch', 'proxy_long', 'proxy_promoted',
                 'proxy_scratch_negloss', 'proxy_long_negloss'):
-        pairs = [(r[key], r['test_top1']) for r in rows if r[key] is not None]
+        pairs = [(r[key], r['test_top1']) for r in rows if r.get(key) is not None]
         if len(pairs) >= 3:
             tau = kendalltau(*zip(*pairs))
             taus[key] = {'tau': round(float(tau.statistic), 3),
@@ -146,12 +158,13 @@ def write_report(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / 'proxy_rank.json').write_text(json.dumps(report, indent=2))
     plt = pyplot()
-    keys = [k for k in ('proxy_search', 'proxy_scratch', 'proxy_long', 'proxy_long_negloss')
+    keys = [k for k in ('proxy_search', 'proxy_promoted', 'proxy_scratch', 'proxy_long',
+                        'proxy_long_negloss')
             if k in report['kendall_tau_vs_full_test_top1']]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3.2), sharey=True)
     for ax, key in zip(axes if len(keys) > 1 else [axes], keys):
-        xs = [r[key] for r in report['rows']]
-        ys = [r['test_top1'] for r in report['rows']]
+        xs = [r[key] for r in report['rows'] if r.get(key) is not None]
+        ys = [r['test_top1'] for r in report['rows'] if r.get(key) is not None]
         ax.scatter(xs, ys, s=22)
         tau = report['kendall_tau_vs_full_test_top1'][key]
         ax.set_title(f'{key}: tau {tau["tau"]:+.2f} (n={tau["n"]})', fontsize=8)

@@ -65,7 +65,7 @@ def json_out(cmd: list[str], threads: int = 1) -> dict:
 
 def search_job(args, data: Path, work: Path, strategy: str, seed: int,
                latency_threads: int = 1, time_budget_s: float | None = None,
-               prefix: str | None = None) -> Path:
+               prefix: str | None = None, extra: tuple[str, ...] = ()) -> Path:
     name = f'{prefix or strategy}_s{seed}' + (f'_t{latency_threads}' if latency_threads != 1
                                                else '')
     out = work / 'search' / name
@@ -81,7 +81,7 @@ def search_job(args, data: Path, work: Path, strategy: str, seed: int,
            '--lr', str(args.lr), '--final-epochs', str(args.final_epochs),
            '--threads', '1', '--latency-threads', str(latency_threads), '--quiet',
            *[arg for ref in args.initial for arg in ('--initial', ref)],
-           '--cache-dir', str(work / 'cache')]
+           '--cache-dir', str(work / 'cache'), *extra]
     run(cmd, work / 'logs' / f'search_{name}.log', threads=latency_threads)
     log(f'search {name} done')
     return out
@@ -148,6 +148,10 @@ def main() -> int:
     p.add_argument('--hardware-time-budget-s', type=float, default=None,
                    help='time budget of the two hardware-awareness searches (default: '
                         '--time-budget-s); both run alone, one after the other')
+    p.add_argument('--hardware-short', action='store_true',
+                   help='hardware-awareness searches pick their winner on proxy fitness and '
+                        'train it 24 steps: their architecture and latency are what they '
+                        'are for, not their accuracy')
     args = p.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -173,13 +177,15 @@ def main() -> int:
     hardware = None
     if not args.skip_hardware:
         budget = args.hardware_time_budget_s
+        extra = ('--promote-steps', '0', '--final-steps', '24') if args.hardware_short else ()
         if budget is None:
             one = searches[('evolution', args.seeds[0])]
         else:
             one = search_job(args, data, work, 'evolution', args.seeds[0], latency_threads=1,
-                             time_budget_s=budget, prefix='hardware')
+                             time_budget_s=budget, prefix='hardware', extra=extra)
         two = search_job(args, data, work, 'evolution', args.seeds[0], latency_threads=2,
-                         time_budget_s=budget, prefix='hardware' if budget else None)
+                         time_budget_s=budget, prefix='hardware' if budget else None,
+                         extra=extra)
         hardware = {
             'threads_1': {'genome': json.loads((one / 'best_genome.json').read_text())[
                 'genome'],

@@ -21,10 +21,14 @@ def _save(tmp_path, preset: str):
     import torch
 
     from vas_ros.models.checkpoint import save_checkpoint
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.registry import ModelArch, build_model, input_spec_for, resolve_arch
 
     torch.manual_seed(0)
-    arch = resolve_arch(preset)
+    if preset == 'tvn_tiny_flow':  # the tiny TVN on optical flow, as the search may find it
+        arch = ModelArch('tvn', {**resolve_arch('tvn_tiny').genome, 'stream': 'flow'},
+                         preset)
+    else:
+        arch = resolve_arch(preset)
     model = build_model(arch, len(CLASSES))
     return save_checkpoint(tmp_path / f'{preset}.safetensors', model, arch, CLASSES,
                            input_spec_for(arch))
@@ -84,8 +88,9 @@ def test_device_choices():
             resolve_device('cuda:0')
 
 
-def test_flow_models_time_their_flow(tmp_path):
-    checkpoint = _save(tmp_path, 'assemblenet_tiny')
+@pytest.mark.parametrize('preset', ['assemblenet_tiny', 'tvn_tiny_flow'])
+def test_flow_models_time_their_flow(tmp_path, preset):
+    checkpoint = _save(tmp_path, preset)
     engine = InferenceEngine(checkpoint, device='cpu', flow_method='dis_fast')
     assert engine.spec.needs_flow and engine.spec.flow_method == 'dis_fast'
     clip = np.random.default_rng(1).integers(0, 255, (engine.spec.frames, 64, 64, 3), np.uint8)

@@ -20,8 +20,10 @@ from vas_ros.search.cost_model import PRIOR, LatencyModel, features, fit_latency
 from vas_ros.search.engine import EngineConfig, Evolution, SearchCancelled, Verdict
 from vas_ros.search.runner import (
     Footprints,
+    LatencyConstraint,
     LatencyScreen,
     MemoryConstraint,
+    SearchSettings,
     promoted,
     screen_report,
 )
@@ -305,6 +307,24 @@ def test_latency_screen_predicts_from_measured_tvn_genomes():
     assert ratio_big > 3 * ratio_small  # 9x the MACs
 
 
+def test_flow_models_pay_for_their_flow_in_the_screen_and_the_budget():
+    rgb = _preset('tvn_tiny')
+    flow = {**rgb, 'stream': 'flow'}
+    fps = Footprints('tvn', 8)
+    assert fps(rgb, training=False).flow_pixels == 0
+    assert fps(flow, training=False).flow_pixels == 8 * 64 * 64
+    screen = LatencyScreen(fps, budget_ms=10.0)
+    # Before any measurement the prior prices the flow; the flow model's first conv is
+    # cheaper (2 channels in, not 3), yet the flow makes it the more expensive one.
+    assert screen(flow, [])[1]['predicted_ms'] > screen(rgb, [])[1]['predicted_ms'] + 1.0
+    # The measured latency is model + flow: with a budget no model meets, the reason says
+    # how much of the miss was flow.
+    verdict = LatencyConstraint('tvn', 1e-3, 8, threads=1, repeats=1, footprints=fps)(flow)
+    assert not verdict.ok and 'ms flow' in verdict.reason
+    rgb_verdict = LatencyConstraint('tvn', 1e-3, 8, threads=1, repeats=1)(rgb)
+    assert not rgb_verdict.ok and 'flow' not in rgb_verdict.reason
+
+
 def test_promoted_takes_the_best_third_by_proxy_fitness():
     def rec(i, acc, status='done', ms=5.0):
         return CandidateRecord(id=i, parent_id=None, origin='random', genome={},
@@ -315,6 +335,14 @@ def test_promoted_takes_the_best_third_by_proxy_fitness():
     assert [r.id for r in promoted(records, 1 / 3)] == [4, 1]
     assert [r.id for r in promoted(records, 0.5)] == [4, 1, 2]
     assert promoted(records, 0) == [] and promoted(records[:1], 1.0) == []
+    # A long search promotes at most `most` (never fewer than 2), however many it trained.
+    many = [rec(i, i / 100) for i in range(90)]
+    assert len(promoted(many, 1 / 3)) == 30
+    assert [r.id for r in promoted(many, 1 / 3, most=6)] == [89, 88, 87, 86, 85, 84]
+    assert len(promoted(many, 1 / 3, most=1)) == 2
+    with pytest.raises(VasError, match='--promote-max must be >= 2'):
+        SearchSettings(family='tvn', data='d', budget_ms=10, store='s', out='o',
+                       promote_max=1).check()
 
 
 # ------------------------------------------------------------------------ inheritance

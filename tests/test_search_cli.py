@@ -198,3 +198,47 @@ def test_foreign_store_and_bad_options_are_one_line_errors(data, tmp_path, ros_e
                          ['--space-option', 'max_filter=8'], env=ros_env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and 'unknown tvn space options' in bad.stderr
+
+
+@pytest.mark.parametrize('extra, words', [
+    (['--device', 'bogus'], "device 'bogus': expected auto, cpu"),
+    (['--threads', '-1'], '--threads must be between 1 and'),
+    (['--threads', '0'], '--threads must be between 1 and'),
+    (['--latency-threads', '100000'], '--latency-threads must be between 1 and'),
+    (['--tournament', '0'], '--tournament must be >= 1'),
+    (['--lr', 'nan'], '--lr must be a finite number > 0'),
+    (['--proxy-seconds', '-1'], '--proxy-seconds must be a finite number > 0'),
+    (['--final-steps', '0'], '--final-steps must be >= 1'),
+    (['--workers', '0'], '--workers must be >= 1'),
+    (['--latency-budget-ms', 'inf'], '--latency-budget-ms must be a finite number'),
+])
+def test_bad_settings_are_refused_before_the_store_exists(data, tmp_path, extra, words,
+                                                          capsys):
+    from vas_ros.cli import main
+
+    store = tmp_path / 'never.db'
+    assert main(cli_args(data, store, tmp_path / 'out')[3:] + extra) == 2
+    err = capsys.readouterr().err
+    assert words in err and 'Traceback' not in err
+    assert not store.exists()  # a corrected rerun starts clean
+
+
+def test_out_must_not_be_the_store_the_data_or_another_searchs_folder(data, tmp_path,
+                                                                      capsys):
+    from vas_ros.cli import main
+
+    cases = [(tmp_path / 'a.db', tmp_path / 'a.db', 'is the --store path'),
+             (tmp_path / 'b.db', data / 'train' / 'runs', 'is inside the data set')]
+    for store, out, words in cases:
+        assert main(cli_args(data, store, out)[3:]) == 2
+        assert words in capsys.readouterr().err
+        assert not store.exists() and not out.exists()
+    # A folder that holds another search's results is refused; its own store resumes.
+    out = tmp_path / 'shared_out'
+    out.mkdir()
+    (out / 'search_store.txt').write_text(str(tmp_path / 'first.db') + '\n')
+    (out / 'best.safetensors').write_bytes(b'kept')
+    assert main(cli_args(data, tmp_path / 'second.db', out)[3:]) == 2
+    assert 'holds the results of another search' in capsys.readouterr().err
+    assert (out / 'best.safetensors').read_bytes() == b'kept'
+    assert not (tmp_path / 'second.db').exists()

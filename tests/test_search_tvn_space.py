@@ -46,6 +46,8 @@ def test_mutation_always_yields_a_valid_different_genome_and_reaches_every_edit(
         for key in ('frames', 'size', 'frame_stride'):
             if child[key] != genome[key]:
                 changed.add(key)
+        if child.get('stream', 'rgb') != genome.get('stream', 'rgb'):
+            changed.add('stream')
         if len(child['blocks']) > len(genome['blocks']):
             changed.add('add_block')
         elif len(child['blocks']) < len(genome['blocks']):
@@ -56,7 +58,20 @@ def test_mutation_always_yields_a_valid_different_genome_and_reaches_every_edit(
         # walk on, occasionally restarting so both small and large genomes get mutated
         genome = child if trial % 25 else space.random_genome(rng)
     assert changed >= {'frames', 'size', 'frame_stride', 'add_block', 'remove_block',
-                       *BLOCK_FIELDS}
+                       'stream', *BLOCK_FIELDS}
+
+
+def test_streams_option_limits_the_input_streams_drawn_and_mutated():
+    rng = random.Random(5)
+    rgb_only = get_space('tvn').with_options({**SMALL, 'streams': ['rgb']})
+    genomes = [rgb_only.random_genome(rng) for _ in range(20)]
+    genomes += [rgb_only.mutate(g, rng) for g in genomes]
+    assert all('stream' not in g for g in genomes)  # rgb is the default, left out
+    flow_only = get_space('tvn').with_options({**SMALL, 'streams': ['flow']})
+    assert {flow_only.random_genome(rng)['stream'] for _ in range(10)} == {'flow'}
+    for bad in ([], ['depth'], 'rgb', ['rgb', 'rgb']):
+        with pytest.raises(VasError, match="'streams' must be a non-empty list"):
+            get_space('tvn').with_options({'streams': bad})
 
 
 def test_small_space_genomes_build_and_run_forward():

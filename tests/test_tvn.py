@@ -243,6 +243,28 @@ def test_model_refuses_clips_of_the_wrong_shape():
         model(torch.randn(3, 8, 64, 64))
 
 
+def test_flow_stream_genome_takes_the_two_channel_flow_clip():
+    rgb = copy.deepcopy(resolve_arch('tvn_tiny').genome)
+    assert 'stream' not in get_family('tvn').validate(rgb)  # RGB genomes keep their form
+    flow = get_family('tvn').validate({**rgb, 'stream': 'flow'})
+    assert flow['stream'] == 'flow'
+    arch = ModelArch('tvn', flow, 'flow_tiny')
+    spec = input_spec_for(arch)
+    assert spec.streams == ('flow',) and spec.needs_flow
+    model = build_model(arch, 8).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 2, 8, 64, 64)).shape == (2, 8)
+    # Only the first layer differs: 2 input channels instead of 3.
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 2
+    with pytest.raises(DataError, match=r'flow input must be \[B, 2, 8, 64, 64\]'):
+        model(torch.randn(2, 3, 8, 64, 64))
+    with pytest.raises(DataError, match='takes 1 input'):
+        model(torch.randn(2, 2, 8, 64, 64), torch.randn(2, 2, 8, 64, 64))
+    with pytest.raises(GenomeError, match="stream.*must be one of \\['rgb', 'flow'\\]"):
+        get_family('tvn').validate({**rgb, 'stream': 'depth'})
+
+
 def test_training_step_reduces_loss_on_a_fixed_batch():
     genome = {'frames': 4, 'size': 32, 'dropout': 0.0, 'blocks': [
         {'spatial_type': 'std', 'spatial_kernel': 3, 'spatial_stride': 2,

@@ -52,17 +52,18 @@ def _add_arguments(p) -> None:
                    help='torch threads per worker (default: CPUs / workers locally, 1 on Ray)')
     p.add_argument('--device', default='cpu',
                    help='device for latency and training: cpu, cuda, cuda:N (default cpu)')
-    p.add_argument('--proxy-steps', type=int, default=60,
-                   help='optimizer steps of proxy training per candidate (default 60)')
+    p.add_argument('--proxy-steps', type=int, default=120,
+                   help='optimizer steps of proxy training per candidate (default 120)')
     p.add_argument('--proxy-seconds', type=float, default=None,
                    help='also cap proxy training at this many seconds (breaks exact '
                         'reproducibility)')
     p.add_argument('--batch-size', type=int, default=8, dest='proxy_batch_size',
                    help='training batch size (default 8)')
-    p.add_argument('--lr', type=float, default=None,
-                   help="learning rate of proxy and final training (default: the trainer's)")
-    p.add_argument('--final-epochs', type=int, default=3,
-                   help='epochs to train the best candidate on the full training split')
+    p.add_argument('--lr', type=float, default=2e-3,
+                   help='learning rate of proxy and final training (default 2e-3)')
+    p.add_argument('--final-epochs', type=int, default=30,
+                   help='epochs to train the best candidate on the full training split '
+                        '(default 30; --final-steps caps it on large data sets)')
     p.add_argument('--final-steps', type=int, default=None,
                    help='cap the final training at this many optimizer steps')
     p.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
@@ -102,6 +103,8 @@ def _add_arguments(p) -> None:
     p.add_argument('--promote-fraction', type=float, default=1 / 3,
                    help='share of the trained candidates that get the longer training '
                         'before the winner is chosen (default 1/3)')
+    p.add_argument('--promote-max', type=int, default=6,
+                   help='at most this many candidates get the longer training (default 6)')
     p.add_argument('--promote-steps', type=int, default=None,
                    help='steps of that longer training (default 2x --proxy-steps; 0: pick '
                         'the winner on proxy fitness alone)')
@@ -152,7 +155,7 @@ def run(args) -> int:
         progress_jsonl=args.progress_jsonl, cache_dir=args.cache_dir,
         progress=not args.quiet, strategy=args.strategy, max_memory_mb=args.max_memory_mb,
         screen=args.screen, inherit=args.inherit, promote_fraction=args.promote_fraction,
-        promote_steps=args.promote_steps)
+        promote_steps=args.promote_steps, promote_max=args.promote_max)
     stop = {'signal': None}
 
     def request_stop(signum, _frame):

@@ -10,8 +10,9 @@ Per proposal, in the driver (the machine the model will run on; see `backends.py
    size is estimated from the genome (`vas_ros.models.footprint`) and a candidate over
    `max_memory_mb` is recorded as rejected, never allocated.
 3. *Latency* (`LatencyConstraint`): build the network, time it with
-   `vas_ros.search.latency.measure_latency` and reject it if the median exceeds the
-   budget (a one-pass screen first rejects anything over twice the budget).
+   `vas_ros.search.latency.measure_latency` (plus its optical flow, for a model that
+   takes flow) and reject it if the median exceeds the budget (a one-pass screen first
+   rejects anything over twice the budget).
 
 Accepted candidates go to the backend, where `evaluate_task` proxy-trains them with
 `vas_ros.training.trainer.train(max_steps=..., max_seconds=...)`, starting from every
@@ -63,6 +64,7 @@ DEFAULT_MEMORY_SHARE = 0.5
 # the cost model's error are reported for the proposals after them.
 WARMUP_MEASUREMENTS = 5
 WEIGHTS_DIR = 'weights'
+DEFAULT_PROMOTE_MAX = 6
 
 
 @dataclass
@@ -84,11 +86,11 @@ class SearchSettings:
     threads: int | None = None
     batch: int | None = None
     device: str = 'cpu'
-    proxy_steps: int | None = 60
+    proxy_steps: int | None = 120
     proxy_seconds: float | None = None
     proxy_batch_size: int = 8
-    lr: float | None = None  # None: the trainer's default, for proxy and final training
-    final_epochs: int = 3
+    lr: float | None = 2e-3  # proxy and final training; None: the trainer's default
+    final_epochs: int = 30
     final_steps: int | None = None
     time_budget_s: float | None = None
     space_options: dict = field(default_factory=dict)
@@ -107,8 +109,16 @@ class SearchSettings:
     inherit: bool = True
     promote_fraction: float = 1 / 3
     promote_steps: int | None = None  # None: 2x proxy_steps; 0: no longer training
+    # At most this many are trained longer: a third of a long search's 100 candidates
+    # would take longer than the search itself. Not part of the store's identity: it
+    # bounds which candidates get a longer fitness, not what that fitness means.
+    promote_max: int = DEFAULT_PROMOTE_MAX
 
     def check(self) -> None:
+        """Every setting checked before the store is opened, so a bad value never leaves
+        a half-made store that a corrected rerun would refuse."""
+        from vas_ros.training.devices import resolve_device
+
         if self.strategy not in STRATEGIES:
             raise VasError(f'--strategy must be one of {", ".join(STRATEGIES)}, '
                            f'got {self.strategy!r}')
@@ -119,21 +129,79 @@ class SearchSettings:
                            f'{self.promote_fraction}')
         if self.promote_steps is not None and self.promote_steps < 0:
             raise VasError(f'--promote-steps must be >= 0, got {self.promote_steps}')
+        if self.promote_max < 2:
+            raise VasError(f'--promote-max must be >= 2, got {self.promote_max}')
         if self.proxy_batch_size < 1:
             raise VasError(f'--batch-size must be >= 1, got {self.proxy_batch_size}')
-        if not self.budget_ms > 0:
-            raise VasError(f'--latency-budget-ms must be > 0, got {self.budget_ms}')
+        if not (self.budget_ms > 0 and math.isfinite(self.budget_ms)):
+            raise VasError(f'--latency-budget-ms must be a finite number > 0, got '
+                           f'{self.budget_ms}')
         if self.proxy_steps is None and self.proxy_seconds is None:
             raise VasError('give --proxy-steps and/or --proxy-seconds (the proxy training '
                            'budget)')
         if self.proxy_steps is not None and self.proxy_steps < 1:
             raise VasError(f'--proxy-steps must be >= 1, got {self.proxy_steps}')
+        if self.proxy_seconds is not None and not (self.proxy_seconds > 0
+                                                   and math.isfinite(self.proxy_seconds)):
+            raise VasError(f'--proxy-seconds must be a finite number > 0, got '
+                           f'{self.proxy_seconds}')
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise VasError(f'--lr must be a finite number > 0, got {self.lr}')
         if self.final_epochs < 1:
             raise VasError(f'--final-epochs must be >= 1, got {self.final_epochs}')
+        if self.final_steps is not None and self.final_steps < 1:
+            raise VasError(f'--final-steps must be >= 1, got {self.final_steps}')
         if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise VasError(f'--time-budget-s must be > 0, got {self.time_budget_s}')
+            raise VasError(f'--time-budget-s must be > 0 (or 0 for no limit), got '
+                           f'{self.time_budget_s}')
         if self.latency_repeats < 1 or self.latency_warmup < 0:
             raise VasError('--latency-repeats must be >= 1 and warm-up >= 0')
+        if self.tournament is not None and self.tournament < 1:
+            raise VasError(f'--tournament must be >= 1, got {self.tournament}')
+        if self.workers < 1:
+            raise VasError(f'--workers must be >= 1, got {self.workers}')
+        cpus = os.cpu_count() or 1
+        for flag, value in (('--threads', self.threads),
+                            ('--latency-threads', self.latency_threads)):
+            if value is not None and not 1 <= value <= 4 * cpus:
+                raise VasError(f'{flag} must be between 1 and {4 * cpus} (this machine has '
+                               f'{cpus} CPUs), got {value}')
+        resolve_device(self.device)
+        _check_paths(self)
+
+
+def _check_paths(settings: SearchSettings) -> None:
+    """`--out` must not be the store, nor inside the data set (a later run would read the
+    outputs as classes), nor hold another search's results (they would be overwritten)."""
+    out = Path(settings.out).expanduser().resolve()
+    store = Path(settings.store).expanduser().resolve()
+    data = Path(settings.data).expanduser().resolve()
+    if out == store:
+        raise VasError(f'--out {out} is the --store path; give the outputs their own folder')
+    if data.is_dir() and (out == data or data in out.parents):
+        raise VasError(f'--out {out} is inside the data set {data}; a later run would read '
+                       f'the outputs as classes. Put them elsewhere')
+    owner = _out_owner(out)
+    if owner is not None and owner != str(store):
+        raise VasError(f'--out {out} holds the results of another search (store {owner}); '
+                       f'choose another folder or that store')
+
+
+OWNER_FILE = 'search_store.txt'
+
+
+def _out_owner(out: Path) -> str | None:
+    """The store whose search wrote `out`, or None for a new or empty folder."""
+    marker = out / OWNER_FILE
+    if marker.is_file():
+        return marker.read_text().strip() or None
+    summary = out / 'summary.json'
+    if summary.is_file():
+        try:
+            return str(json.loads(summary.read_text()).get('store') or '') or None
+        except (OSError, ValueError, AttributeError):
+            return None
+    return None
 
 
 @dataclass
@@ -234,7 +302,8 @@ class LatencyScreen:
 
 # ------------------------------------------------------------------------ latency constraint
 class LatencyConstraint:
-    """Measured latency (median of `repeats`) must not exceed `budget_ms`."""
+    """Measured latency (median of `repeats`) must not exceed `budget_ms`; for a model
+    with a flow stream, the optical flow the robot computes per clip counts too."""
 
     def __init__(self, family: str, budget_ms: float, num_classes: int, *, device='cpu',
                  threads=None, path='eager', warmup=3, repeats=10, footprints=None):
@@ -601,11 +670,13 @@ def run_search(settings: SearchSettings, *, should_stop=None,
     out = Path(settings.out).expanduser().resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
+        (out / OWNER_FILE).write_text(str(Path(settings.store).expanduser().resolve()) + '\n')
     except OSError as exc:
-        raise VasError(f'--out {out}: cannot create ({exc.strerror})') from None
+        raise VasError(f'--out {out}: cannot write ({exc.strerror})') from None
     seeds = _load_seeds(settings)
     batch = settings.batch or settings.workers
-    tournament = settings.tournament or default_tournament(settings.population)
+    tournament = (settings.tournament if settings.tournament is not None
+                  else default_tournament(settings.population))
     config = EngineConfig(population=settings.population, rounds=settings.rounds,
                           tournament=tournament, seed=settings.seed, batch=batch,
                           max_rejections=settings.max_rejections,
@@ -664,7 +735,8 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                     'save_weights': str(weights_dir / f'{rec.id}.safetensors')}
 
         def evaluate(records, should_stop_fn):
-            _prune_weights(weights_dir, engine, settings.promote_fraction)
+            _prune_weights(weights_dir, engine, settings.promote_fraction,
+                           settings.promote_max)
             tasks = []
             for rec in records:
                 init = None
@@ -739,21 +811,24 @@ def run_search(settings: SearchSettings, *, should_stop=None,
             store.close()
 
 
-def promoted(records: list[CandidateRecord], fraction: float) -> list[CandidateRecord]:
+def promoted(records: list[CandidateRecord], fraction: float,
+             most: int | None = None) -> list[CandidateRecord]:
     """The best `fraction` of the trained candidates by proxy fitness (at least 2 when
-    there are 2), best first; ties go to the faster, then the earlier."""
+    there are 2, at most `most`), best first; ties go to the faster, then the earlier."""
     done = sorted((r for r in records if r.status == 'done'),
                   key=lambda r: (-r.accuracy, r.latency_ms or math.inf, r.id))
-    return done[:_promoted_count(len(done), fraction)]
+    return done[:_promoted_count(len(done), fraction, most)]
 
 
-def _promoted_count(done: int, fraction: float) -> int:
+def _promoted_count(done: int, fraction: float, most: int | None = None) -> int:
     if fraction <= 0 or done < 2:
         return 0
-    return max(2, math.ceil(fraction * done))
+    count = max(2, math.ceil(fraction * done))
+    return count if most is None else min(count, max(2, most))
 
 
-def _prune_weights(weights_dir: Path, engine: Evolution, fraction: float) -> None:
+def _prune_weights(weights_dir: Path, engine: Evolution, fraction: float,
+                   most: int | None = None) -> None:
     """Keep trained weights only where they can still be used: the population (parents
     of the next children) and the candidates that would be promoted now (plus one).
     Disk use stays bounded however long the search runs; a candidate that re-enters the
@@ -762,7 +837,7 @@ def _prune_weights(weights_dir: Path, engine: Evolution, fraction: float) -> Non
         return
     keep = {r.id for r in engine.population}
     done = [r for r in engine.history if r.status == 'done']
-    count = _promoted_count(len(done), fraction)
+    count = _promoted_count(len(done), fraction, most)
     if count:
         keep |= {r.id for r in promoted(done, 1.0)[:count + 1]}
     for path in weights_dir.glob('*.safetensors'):
@@ -772,12 +847,12 @@ def _prune_weights(weights_dir: Path, engine: Evolution, fraction: float) -> Non
 
 def _promote(settings, store, backend, payload, weights_dir, steps, progress,
              should_stop, peak) -> CandidateRecord | None:
-    """Multi-fidelity: train the best third `steps` more from their proxy weights and pick
-    the winner by that longer fitness (successive halving with two rungs). Resumable: a
-    candidate whose longer fitness is recorded is not trained again."""
+    """Multi-fidelity: train the best third (at most `promote_max`) `steps` more from their
+    proxy weights and pick the winner by that longer fitness (successive halving with two
+    rungs). Resumable: a candidate whose longer fitness is recorded is not trained again."""
     if not steps:
         return None
-    chosen = promoted(store.candidates(), settings.promote_fraction)
+    chosen = promoted(store.candidates(), settings.promote_fraction, settings.promote_max)
     if not chosen:
         return None
     todo = [r for r in chosen if r.accuracy_long is None]
