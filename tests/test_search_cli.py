@@ -242,3 +242,17 @@ def test_out_must_not_be_the_store_the_data_or_another_searchs_folder(data, tmp_
     assert 'holds the results of another search' in capsys.readouterr().err
     assert (out / 'best.safetensors').read_bytes() == b'kept'
     assert not (tmp_path / 'second.db').exists()
+
+
+def test_a_damaged_store_is_exit_code_2_and_left_as_it_was(data, tmp_path, capsys):
+    from test_search_store import _damage_one_page, fill_store
+
+    from vas_ros.cli import main
+
+    store = tmp_path / 'damaged.db'
+    fill_store(store)
+    damaged = _damage_one_page(store)
+    assert main(cli_args(data, store, tmp_path / 'out')[3:]) == 2
+    err = capsys.readouterr().err
+    assert 'the store is damaged' in err and 'Traceback' not in err
+    assert store.read_bytes() == damaged

@@ -179,3 +179,30 @@ def conn_integrity(path) -> str:
         return conn.execute('PRAGMA integrity_check').fetchone()[0]
     finally:
         conn.close()
+
+
+def _damage_one_page(path: Path, page: int = 4, page_size: int = 4096) -> bytes:
+    """Overwrite one page of a closed store with garbage; returns the damaged bytes."""
+    data = bytearray(path.read_bytes())
+    assert len(data) >= (page + 2) * page_size, 'store too small to damage a middle page'
+    data[page * page_size:(page + 1) * page_size] = bytes(range(256)) * (page_size // 256)
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def fill_store(path: Path, n: int = 60) -> None:
+    with SearchStore.open(path, HEADER) as store:
+        for i in range(n):
+            store.insert(CandidateRecord(i, None, 'random', {'pad': 'x' * 300, 'i': i},
+                                         f'h{i}', status='done', accuracy=0.1))
+
+
+def test_a_damaged_page_is_a_store_error_and_the_file_is_left_as_it_was(tmp_path):
+    path = tmp_path / 's.db'
+    fill_store(path)
+    damaged = _damage_one_page(path)
+    for header in (HEADER, None):  # resuming a search, and reading a report
+        with pytest.raises(StoreError, match=r's\.db: the store is damaged .*left as it is'
+                                             r'.*\.recover'):
+            SearchStore.open(path, header)
+        assert path.read_bytes() == damaged

@@ -153,6 +153,13 @@ class SearchStore:
                     os.close(lock_fd)
                 raise StoreError(f'{path}: an SQLite file but not a vas-ros search store '
                                  f'(tables {sorted(tables)}); left untouched')
+            if tables:  # checked before anything is written to it
+                problems = [r[0] for r in conn.execute('PRAGMA quick_check(3)')]
+                if problems != ['ok']:
+                    conn.close()
+                    if lock_fd >= 0:
+                        os.close(lock_fd)
+                    raise StoreError(_damaged(path, problems[0]))
             if header is not None:
                 conn.execute('PRAGMA journal_mode=WAL')
                 conn.execute('PRAGMA synchronous=FULL')
@@ -163,6 +170,8 @@ class SearchStore:
         except sqlite3.Error as exc:
             if lock_fd >= 0:
                 os.close(lock_fd)
+            if 'malformed' in str(exc) or 'corrupt' in str(exc):
+                raise StoreError(_damaged(path, str(exc))) from None
             raise StoreError(f'{path}: cannot use as a search store ({exc})') from None
         store = cls(path, conn, lock_fd)
         try:
@@ -197,7 +206,7 @@ class SearchStore:
                     or not set(_COLUMNS) <= self._columns('candidates')):
                 raise StoreError(f'{self.path}: not a vas-ros search store (its tables are '
                                  f'not the ones vas-ros writes)')
-            meta = {r['key']: r['value'] for r in self._conn.execute('SELECT * FROM meta')}
+            meta = {r['key']: r['value'] for r in self._read('SELECT * FROM meta')}
         except sqlite3.Error as exc:
             raise StoreError(f'{self.path}: not a vas-ros search store ({exc})') from None
         if meta:
@@ -232,6 +241,14 @@ class SearchStore:
     def _tx(self):
         return _Transaction(self)
 
+    def _read(self, sql: str, params=()) -> list[sqlite3.Row]:
+        """Every read goes through here, so a damaged file is a StoreError, not a raw
+        sqlite3 traceback; nothing is written on that path."""
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(_damaged(self.path, str(exc))) from None
+
     def _write(self, sql: str, params=()) -> None:
         try:
             with self._tx():
@@ -241,7 +258,7 @@ class SearchStore:
 
     # -- header --------------------------------------------------------------------------
     def header(self) -> dict:
-        meta = {r['key']: r['value'] for r in self._conn.execute('SELECT * FROM meta')}
+        meta = {r['key']: r['value'] for r in self._read('SELECT * FROM meta')}
         out = {k: json.loads(v) for k, v in meta.items() if k != 'schema_version'}
         out['schema_version'] = int(meta['schema_version'])
         return out
@@ -272,19 +289,19 @@ class SearchStore:
         return rec
 
     def get(self, cid: int) -> CandidateRecord | None:
-        row = self._conn.execute('SELECT * FROM candidates WHERE id = ?', (cid,)).fetchone()
-        return None if row is None else _from_row(row)
+        rows = self._read('SELECT * FROM candidates WHERE id = ?', (cid,))
+        return _from_row(rows[0]) if rows else None
 
     def candidates(self, status: str | None = None) -> list[CandidateRecord]:
         if status is None:
-            rows = self._conn.execute('SELECT * FROM candidates ORDER BY id')
+            rows = self._read('SELECT * FROM candidates ORDER BY id')
         else:
-            rows = self._conn.execute('SELECT * FROM candidates WHERE status = ? ORDER BY id',
-                                      (status,))
+            rows = self._read('SELECT * FROM candidates WHERE status = ? ORDER BY id',
+                              (status,))
         return [_from_row(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        rows = self._conn.execute('SELECT status, count(*) FROM candidates GROUP BY status')
+        rows = self._read('SELECT status, count(*) FROM candidates GROUP BY status')
         out = dict.fromkeys(STATUSES, 0)
         out.update({r[0]: r[1] for r in rows})
         return out
@@ -309,13 +326,12 @@ class SearchStore:
                     'WHERE id = ?', (now, now, state, run_id))
 
     def elapsed_before(self, run_id: int) -> float:
-        row = self._conn.execute('SELECT coalesce(sum(elapsed_s), 0) FROM runs WHERE id != ?',
-                                 (run_id,)).fetchone()
-        return float(row[0])
+        rows = self._read('SELECT coalesce(sum(elapsed_s), 0) FROM runs WHERE id != ?',
+                          (run_id,))
+        return float(rows[0][0])
 
     def runs(self) -> list[dict]:
-        return [dict(zip(r.keys(), r)) for r in
-                self._conn.execute('SELECT * FROM runs ORDER BY id')]
+        return [dict(zip(r.keys(), r)) for r in self._read('SELECT * FROM runs ORDER BY id')]
 
     # -- closing -------------------------------------------------------------------------
     def close(self) -> None:
@@ -331,6 +347,12 @@ class SearchStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _damaged(path: Path, problem: str) -> str:
+    return (f'{path}: the store is damaged ({problem}); it was left as it is. '
+            f'`sqlite3 {path.name} .recover` salvages the readable candidates into a new '
+            f'file; or start afresh with another --store')
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
