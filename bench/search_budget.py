@@ -145,6 +145,8 @@ def main() -> int:
     p.add_argument('--per-class', type=int, default=24)
     p.add_argument('--parallel', type=int, default=2)
     p.add_argument('--skip-hardware', action='store_true')
+    p.add_argument('--skip-frame2d', action='store_true',
+                   help='no frame2d baselines at the winners\' input sizes')
     p.add_argument('--hardware-time-budget-s', type=float, default=None,
                    help='time budget of the two hardware-awareness searches (default: '
                         '--time-budget-s); both run alone, one after the other')
@@ -169,6 +171,8 @@ def main() -> int:
                         for job, out in searches.items()}
         trains = [(name, name) for name in BASELINES]
         for (strategy, seed), genome in best_genomes.items():
+            if args.skip_frame2d:
+                break
             ref = frame2d_genome(genome, work / f'frame2d_{strategy}_s{seed}.json')
             trains.append((str(ref), f'frame2d_{strategy}_s{seed}'))
         baseline_runs = dict(zip([n for _, n in trains], pool.map(
