@@ -670,9 +670,8 @@ def run_search(settings: SearchSettings, *, should_stop=None,
     out = Path(settings.out).expanduser().resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / OWNER_FILE).write_text(str(Path(settings.store).expanduser().resolve()) + '\n')
     except OSError as exc:
-        raise VasError(f'--out {out}: cannot write ({exc.strerror})') from None
+        raise VasError(f'--out {out}: cannot create ({exc.strerror})') from None
     seeds = _load_seeds(settings)
     batch = settings.batch or settings.workers
     tournament = (settings.tournament if settings.tournament is not None
@@ -708,6 +707,10 @@ def run_search(settings: SearchSettings, *, should_stop=None,
     backend = None
     try:
         store = SearchStore.open(settings.store, header)
+        try:  # claimed only once its store opened, so a refused store claims nothing
+            (out / OWNER_FILE).write_text(str(store.path) + '\n')
+        except OSError as exc:
+            raise VasError(f'--out {out}: cannot write ({exc.strerror})') from None
         footprints = Footprints(settings.family, len(classes))
         constraints = [
             MemoryConstraint(footprints, memory_cap_mb, settings.proxy_batch_size),
