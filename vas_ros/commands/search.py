@@ -103,8 +103,11 @@ def _add_arguments(p) -> None:
     p.add_argument('--promote-fraction', type=float, default=1 / 3,
                    help='share of the trained candidates that get the longer training '
                         'before the winner is chosen (default 1/3)')
-    p.add_argument('--promote-max', type=int, default=6,
-                   help='at most this many candidates get the longer training (default 6)')
+    from vas_ros.search.runner import DEFAULT_PROMOTE_MAX
+
+    p.add_argument('--promote-max', type=int, default=DEFAULT_PROMOTE_MAX,
+                   help='at most this many candidates get the longer training '
+                        f'(default {DEFAULT_PROMOTE_MAX})')
     p.add_argument('--promote-steps', type=int, default=None,
                    help='steps of that longer training (default 2x --proxy-steps; 0: pick '
                         'the winner on proxy fitness alone)')
