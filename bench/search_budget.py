@@ -21,8 +21,12 @@ Protocol (one data set, test split never used by any choice):
 - test top-1 of every model (`vas-ros eval --split test`), latency re-measured in one
   quiet sequential pass (`vas-ros latency --threads 1`), optical flow included for models
   that take it (the TVN space draws RGB or flow input; assemblenet_tiny takes both);
-- hardware awareness: seed 0's evolution search again with `--latency-threads 2` (alone,
-  so that both cores are free) and both winners re-measured with their own thread count.
+- hardware awareness: seed 0's evolution search run as a pair, timed with
+  `--latency-threads 1` and with 2 (one after the other, so that the 2-thread timing has
+  both cores), and both winners re-measured with 1 and with 2 threads.
+
+`--extra-only REPORT` runs only the hardware pair and frame2d at the evolution winners'
+input sizes taken from an earlier report (search_budget_extra.{json,md}).
 """
 
 from __future__ import annotations
@@ -154,6 +158,10 @@ def main() -> int:
                    help='hardware-awareness searches pick their winner on proxy fitness and '
                         'train it 24 steps: their architecture and latency are what they '
                         'are for, not their accuracy')
+    p.add_argument('--extra-only', type=Path, default=None, metavar='REPORT',
+                   help='skip the main searches: run only the hardware pair and frame2d at '
+                        'the input size of each evolution winner in REPORT (an earlier '
+                        'search_budget.json); writes search_budget_extra.{json,md}')
     args = p.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -163,6 +171,8 @@ def main() -> int:
         run([*VAS, 'data', 'synth', str(data), '--per-class', str(args.per_class), '--seed',
              '7', '--splits', 'train,val,test', '--no-progress'], work / 'logs' / 'data.log')
 
+    if args.extra_only:
+        return extra_only(args, data, work)
     jobs = [(strategy, seed) for seed in args.seeds for strategy in ('evolution', 'random')]
     with ThreadPoolExecutor(args.parallel) as pool:
         searches = dict(zip(jobs, pool.map(
@@ -178,29 +188,7 @@ def main() -> int:
         baseline_runs = dict(zip([n for _, n in trains], pool.map(
             lambda t: train_job(args, data, work, *t), trains)))
 
-    hardware = None
-    if not args.skip_hardware:
-        budget = args.hardware_time_budget_s
-        extra = ('--promote-steps', '0', '--final-steps', '24') if args.hardware_short else ()
-        if budget is None:
-            one = searches[('evolution', args.seeds[0])]
-        else:
-            one = search_job(args, data, work, 'evolution', args.seeds[0], latency_threads=1,
-                             time_budget_s=budget, prefix='hardware', extra=extra)
-        two = search_job(args, data, work, 'evolution', args.seeds[0], latency_threads=2,
-                         time_budget_s=budget, prefix='hardware' if budget else None,
-                         extra=extra)
-        hardware = {
-            'threads_1': {'genome': json.loads((one / 'best_genome.json').read_text())[
-                'genome'],
-                          'latency_ms_1_thread': latency_ms([str(one / 'best.safetensors')],
-                                                            1)},
-            'threads_2': {'genome': json.loads((two / 'best_genome.json').read_text())[
-                'genome'], 'latency_ms_2_threads': latency_ms(
-                    [str(two / 'best.safetensors')], 2)},
-        }
-        hardware['same_architecture'] = (hardware['threads_1']['genome']
-                                         == hardware['threads_2']['genome'])
+    hardware = None if args.skip_hardware else hardware_pair(args, data, work)
 
     log('evaluating on the test split and re-measuring latency ...')
     rows = []
@@ -238,6 +226,87 @@ def main() -> int:
     if args.out:
         write_report(report, args.out)
     log(f'report: {work / "report.json"}')
+    return 0
+
+
+def hardware_pair(args, data: Path, work: Path) -> dict:
+    """Seed 0's evolution search timed with 1 and with 2 threads (one after the other, so
+    the 2-thread timing has both cores); each winner re-measured with 1 and 2 threads."""
+    budget = args.hardware_time_budget_s
+    extra = ('--promote-steps', '0', '--final-steps', '24') if args.hardware_short else ()
+    outs = {threads: search_job(args, data, work, 'evolution', args.seeds[0],
+                                latency_threads=threads, time_budget_s=budget,
+                                prefix='hardware', extra=extra) for threads in (1, 2)}
+    pair = {}
+    for threads, out in outs.items():
+        ckpt = str(out / 'best.safetensors')
+        summary = json.loads((out / 'summary.json').read_text())
+        pair[f'threads_{threads}'] = {
+            'genome': summary['best']['genome'],
+            'searched_latency_ms': summary['best']['latency_ms'],
+            'counts': summary['counts'],
+            'latency_ms': {f'{t}_thread{"s" if t > 1 else ""}': latency_ms([ckpt], t)[ckpt]
+                           for t in (1, 2)}}
+    pair['same_architecture'] = pair['threads_1']['genome'] == pair['threads_2']['genome']
+    pair['each_meets_own_budget'] = (
+        pair['threads_1']['latency_ms']['1_thread'] <= args.budget_ms
+        and pair['threads_2']['latency_ms']['2_threads'] <= args.budget_ms)
+    return pair
+
+
+def extra_only(args, data: Path, work: Path) -> int:
+    """The hardware pair and frame2d at the searched input sizes of an earlier report."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from vas_ros.commands.bench import machine
+
+    earlier = json.loads(args.extra_only.read_text())
+    hardware = None if args.skip_hardware else hardware_pair(args, data, work)
+    rows = []
+    for row in earlier['rows']:
+        if row.get('kind') != 'evolution':
+            continue
+        name = f'frame2d_evolution_s{row["seed"]}'
+        ref = frame2d_genome(row['genome'], work / f'{name}.json')
+        out = train_job(args, data, work, str(ref), name)
+        ckpt = str(out / 'model.safetensors')
+        rows.append({'model': name, 'kind': 'frame2d', 'checkpoint': ckpt,
+                     'input': {k: row['genome'][k] for k in ('frames', 'size',
+                                                             'frame_stride')},
+                     'test_top1': test_top1(out / 'model.safetensors', data, work),
+                     'searched_test_top1': row['test_top1']})
+    if rows:
+        medians = latency_ms([r['checkpoint'] for r in rows], 1)
+        for row in rows:
+            row['latency_ms_1_thread'] = medians[row['checkpoint']]
+    report = {'settings': vars(args) | {'work': str(work), 'out': str(args.out),
+                                        'extra_only': str(args.extra_only)},
+              'cpu': machine()['cpu'], 'frame2d': rows, 'hardware': hardware}
+    (work / 'report_extra.json').write_text(json.dumps(report, indent=2, default=str))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / 'search_budget_extra.json').write_text(
+            json.dumps(report, indent=2, default=str))
+        lines = [f'# Hardware pair and frame2d baselines ({report["cpu"]})', '']
+        if hardware:
+            lines += ['| search timed with | winner latency 1 thread | 2 threads | searched |',
+                      '|---|---|---|---|']
+            for key in ('threads_1', 'threads_2'):
+                h = hardware[key]
+                lines.append(f'| {key[-1]} thread(s) | {h["latency_ms"]["1_thread"]:.2f} | '
+                             f'{h["latency_ms"]["2_threads"]:.2f} | '
+                             f'{h["searched_latency_ms"]:.2f} |')
+            lines += ['', f'same architecture: {hardware["same_architecture"]}; each meets '
+                      f'its own budget: {hardware["each_meets_own_budget"]}', '']
+        if rows:
+            lines += ['| model | input (frames, size, stride) | test top-1 | latency ms | '
+                      'searched model test top-1 |', '|---|---|---|---|---|']
+            for r in rows:
+                i = r['input']
+                lines.append(f'| {r["model"]} | {i["frames"]}, {i["size"]}, '
+                             f'{i["frame_stride"]} | {r["test_top1"]:.3f} | '
+                             f'{r["latency_ms_1_thread"]:.2f} | {r["searched_test_top1"]:.3f} |')
+        (args.out / 'search_budget_extra.md').write_text('\n'.join(lines) + '\n')
+    log(f'report: {work / "report_extra.json"}')
     return 0
 
 
