@@ -113,6 +113,34 @@ def test_bad_csv_files(tmp_path, root):
         open_dataset(no_split, 'val', SPEC)
 
 
+def test_a_span_past_its_video_and_non_finite_times_skip_only_their_row(tmp_path, root):
+    # The synthetic clips last 6 frames at 15 fps (0.4 s).
+    video = root / 'train' / 'grow' / 'grow_0000.mp4'
+    listing = tmp_path / 'spans.csv'
+    listing.write_text('path,label,split,start_s,end_s\n'
+                       f'{video},grow,train,0.0,0.4\n'
+                       f'{video},grow,train,30.0,31.0\n'
+                       f'{video},grow,train,nan,0.3\n'
+                       f'{video},grow,train,0.0,inf\n')
+    with pytest.warns(DataWarning, match='skipped 3 of 4 clips'):
+        data = open_dataset(listing, 'train', SPEC)
+    assert len(data) == 1 and data.frames(0).shape[1:] == (32, 32, 3)
+    reasons = '\n'.join(data.skip_reasons)
+    assert 'spans.csv line 3: span [30.0, 31.0) s starts after the end of' in reasons
+    assert "spans.csv line 4: start_s 'nan' is not a finite number" in reasons
+    assert "spans.csv line 5: end_s 'inf' is not a finite number" in reasons
+
+
+def test_decoding_resizes_frame_by_frame(root):
+    from vas_ros.data.transforms import resize_frames
+
+    video = root / 'train' / 'grow' / 'grow_0000.mp4'
+    full, _ = read_video(video)
+    small, _ = read_video(video, size=16)
+    assert small.shape == (len(full), 16, 16, 3)
+    assert np.array_equal(small, resize_frames(full, 16))
+
+
 def _bag_with_one_image(path):
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
@@ -153,13 +181,13 @@ def test_bag_without_the_topic_or_labels(tmp_path):
 def test_bad_image_messages():
     msg = SimpleNamespace(encoding='rgb8', height=4, width=4, step=12, is_bigendian=0,
                           data=np.zeros(20, np.uint8))
-    with pytest.raises(DataError, match='rgb8 image 4x4 with step 12 needs 48 bytes, has 20'):
+    with pytest.raises(DataError, match='^cam: rgb8 4x4 with step 12 needs 48 bytes, got 20'):
         image_msg_to_rgb(msg, 'cam')
-    msg.encoding, msg.data = 'bayer_rggb8', np.zeros(48, np.uint8)
-    with pytest.raises(DataError, match="unsupported image encoding 'bayer_rggb8'"):
+    msg.encoding, msg.data = 'bayer_rgbg8', np.zeros(48, np.uint8)
+    with pytest.raises(DataError, match="unsupported image encoding 'bayer_rgbg8'"):
         image_msg_to_rgb(msg)
     broken = SimpleNamespace(format='jpeg', data=np.frombuffer(b'\xff\xd8garbage', np.uint8))
-    with pytest.raises(DataError, match='does not decode'):
+    with pytest.raises(DataError, match='could not decode'):
         image_msg_to_rgb(broken)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vas_ros.errors import GenomeError
+from vas_ros.errors import GenomeError, VasError
 from vas_ros.models import evanet
 from vas_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from vas_ros.models.ensemble import Ensemble, make_genome
@@ -108,5 +108,5 @@ def test_ensemble_checkpoint_runs_in_the_inference_engine(tmp_path):
 
 def test_forward_checks_the_number_of_inputs():
     model = build_model(_two_stream(), 3)
-    with pytest.raises(Exception, match='takes 2 input'):
+    with pytest.raises(VasError, match='takes 2 input'):
         model(torch.randn(1, 3, 8, 64, 64))

@@ -18,8 +18,8 @@ def test_package_xml_is_ament_python_with_declared_dependencies():
     assert root.tag == 'package' and root.get('format') == '3'
     assert root.findtext('name') == 'vas_ros'
     exec_deps = {e.text for e in root.findall('exec_depend')}
-    assert {'rclpy', 'sensor_msgs', 'std_msgs', 'std_srvs', 'diagnostic_msgs',
-            'cv_bridge'} <= exec_deps
+    assert {'rclpy', 'sensor_msgs', 'std_msgs', 'std_srvs', 'diagnostic_msgs'} <= exec_deps
+    assert 'cv_bridge' not in exec_deps  # one decoder for training and serving
     test_deps = {e.text for e in root.findall('test_depend')}
     assert {'ament_copyright', 'ament_flake8', 'ament_pep257', 'python3-pytest'} <= test_deps
     assert root.find('export/build_type').text == 'ament_python'

@@ -6,15 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from vas_ros.errors import VasError
-from vas_ros.perception.frame_buffer import FrameBuffer
-from vas_ros.perception.image_codec import (
+from vas_ros.data.image_codec import (
     ENCODINGS,
     ImageError,
     decode_compressed,
     decode_raw,
     encode_raw,
 )
+from vas_ros.errors import VasError
+from vas_ros.perception.frame_buffer import FrameBuffer
 
 
 def _picture(h=24, w=32) -> np.ndarray:
@@ -35,19 +35,29 @@ def test_every_encoding_round_trips_with_and_without_row_padding(encoding, paddi
     data, step = encode_raw(rgb, encoding, padding=padding)
     out = decode_raw(data, encoding, rgb.shape[0], rgb.shape[1], step)
     assert out.shape == rgb.shape and out.dtype == np.uint8
-    if encoding in ('mono8', '8UC1', 'mono16'):
-        expected, tol = _grey(rgb), 1
-    elif encoding == '16UC1':  # depth: stretched to the valid range, so compare ranks
-        grey = _grey(rgb)[..., 0].astype(float)
-        corr = np.corrcoef(grey.ravel(), out[..., 0].astype(float).ravel())[0, 1]
-        assert corr > 0.99
-        return
+    if encoding in ('mono8', '8UC1', 'mono16', '16UC1', '32FC1'):
+        expected, tol = _grey(rgb), 1  # depth: grey / 255 * 10 m and back
     elif encoding in ('uyvy', 'yuv422', 'yuyv', 'yuv422_yuy2'):
         expected, tol = rgb, 12  # 4:2:2 shares chroma between pixel pairs
+    elif encoding.startswith('bayer'):  # one sample per pixel, the rest interpolated
+        diff = np.abs(out.astype(int) - rgb.astype(int))[2:-2, 2:-2]
+        assert diff.mean() < 3 and diff.max() <= 16, (encoding, diff.mean(), diff.max())
+        return
     else:
         expected, tol = rgb, 0
     diff = np.abs(out.astype(int) - expected.astype(int))
     assert diff.max() <= tol, (encoding, diff.max())
+
+
+@pytest.mark.parametrize('pattern', ['rggb', 'bggr', 'gbrg', 'grbg'])
+@pytest.mark.parametrize('bits', [8, 16])
+def test_bayer_mosaics_of_a_red_scene_decode_red(pattern, bits):
+    # Built by hand, not by encode_raw: rggb has R at (0, 0), bggr at (1, 1), and so on.
+    where = {'rggb': (0, 0), 'bggr': (1, 1), 'gbrg': (1, 0), 'grbg': (0, 1)}[pattern]
+    mosaic = np.zeros((8, 8), np.uint16 if bits == 16 else np.uint8)
+    mosaic[where[0]::2, where[1]::2] = 200 * (257 if bits == 16 else 1)
+    out = decode_raw(mosaic.tobytes(), f'bayer_{pattern}{bits}', 8, 8, 8 * bits // 8)
+    assert out[2:-2, 2:-2].reshape(-1, 3).tolist() == [[200, 0, 0]] * 16
 
 
 def test_channel_order_is_rgb_for_bgr_sources():
@@ -65,10 +75,24 @@ def test_big_endian_mono16():
     assert out[..., 0].tolist() == [[0, 255], [100, 200]]
 
 
-def test_depth_keeps_invalid_pixels_black_and_stretches_the_rest():
-    depth = np.array([[0, 1000], [1500, 2000]], dtype='<u2')
+def test_depth_has_one_fixed_scale_and_no_return_is_black():
+    # 16UC1 in mm and 32FC1 in m: 0..10 m onto 0..255, the same in every frame.
+    depth = np.array([[0, 1000], [1500, 20000]], dtype='<u2')
     out = decode_raw(depth.tobytes(), '16UC1', 2, 2, 4)
-    assert out[..., 0].tolist() == [[0, 0], [128, 255]]
+    assert out[..., 0].tolist() == [[0, 26], [38, 255]]
+    metres = np.array([[np.nan, 1.0], [1.5, np.inf]], dtype='<f4')
+    out = decode_raw(metres.tobytes(), '32FC1', 2, 2, 8)
+    assert out[..., 0].tolist() == [[0, 26], [38, 0]]
+    near = decode_raw(depth.tobytes(), '16UC1', 2, 2, 4, depth_max_m=2.0)
+    assert near[..., 0].tolist() == [[0, 128], [191, 255]]
+    with pytest.raises(ImageError, match='depth_max_m'):
+        decode_raw(depth.tobytes(), '16UC1', 2, 2, 4, depth_max_m=0)
+
+
+def test_sixteen_bit_colour_uses_the_full_range():
+    values = np.array([[[65535, 0, 257 * 7]]], dtype='>u2')
+    out = decode_raw(values.tobytes(), 'bgr16', 1, 1, 6, is_bigendian=True)
+    assert out[0, 0].tolist() == [7, 0, 255]
 
 
 def test_rgb8_without_padding_is_a_view_of_the_message_buffer():
@@ -83,7 +107,9 @@ def test_rgb8_without_padding_is_a_view_of_the_message_buffer():
     (dict(encoding='rgb8', height=4, width=0, step=0), 'zero_size'),
     (dict(encoding='rgb8', height=4, width=4, step=10), 'wrong_step'),
     (dict(encoding='rgb8', height=8, width=4, step=12), 'truncated'),
-    (dict(encoding='bayer_rggb8', height=4, width=4, step=4), 'unknown_encoding'),
+    (dict(encoding='32FC1', height=4, width=4, step=15), 'wrong_step'),
+    (dict(encoding='bayer_rggb9', height=4, width=4, step=4), 'unknown_encoding'),
+    (dict(encoding='bayer_rggb8', height=3, width=4, step=4), 'odd_width'),
     (dict(encoding='yuv422', height=4, width=3, step=6), 'odd_width'),
     (dict(encoding='mono16', height=4, width=4, step=6), 'wrong_step'),
 ])

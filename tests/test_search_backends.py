@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from vas_ros.errors import VasError
 from vas_ros.search.backends import LocalBackend, make_backend, run_task
 from vas_ros.search.engine import SearchCancelled
 
@@ -75,9 +76,9 @@ def test_local_backend_cancel_terminates_running_work():
 
 
 def test_backend_choice_errors():
-    with pytest.raises(Exception, match='--address only applies'):
+    with pytest.raises(VasError, match='--address only applies'):
         make_backend('local', address='auto')
-    with pytest.raises(Exception, match='unknown backend'):
+    with pytest.raises(VasError, match='unknown backend'):
         make_backend('dask')
-    with pytest.raises(Exception, match='--workers must be'):
+    with pytest.raises(VasError, match='--workers must be'):
         make_backend('local', workers=0)

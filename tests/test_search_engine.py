@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from vas_ros.errors import StoreError
+from vas_ros.errors import StoreError, VasError
 from vas_ros.search.engine import (
     BudgetUnreachable,
     EngineConfig,
@@ -227,5 +227,96 @@ def test_time_budget_stops_between_batches(tmp_path):
 def test_config_checks_and_default_tournament():
     assert default_tournament(100) == 25 and default_tournament(3) == 2
     assert default_tournament(1) == 1
-    with pytest.raises(Exception, match='tournament size'):
+    with pytest.raises(VasError, match='tournament size'):
         EngineConfig(population=3, rounds=1, tournament=4)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL mid-evaluation: nothing in the engine handles it, so the
+    candidates being trained stay 'training' in the store, as after a real kill."""
+
+
+def _key(records):
+    return [(r.id, r.genome_hash, r.parent_id, r.origin, r.status, r.accuracy, r.error)
+            for r in records]
+
+
+def test_resume_at_every_cut_point_replays_rejections_and_training_rows(tmp_path):
+    checked: list[dict] = []
+
+    def small_x(genome):
+        checked.append(genome)
+        ok = genome['x'] <= 28
+        return Verdict(ok, {'latency_ms': float(genome['x'])},
+                       '' if ok else f'median x {genome["x"]} over 28', float(genome['x']))
+
+    options = dict(population=4, rounds=8, batch=2, constraints=[small_x],
+                   seeds=[{'x': 5, 'y': 5}])
+    _, straight, want = run(tmp_path, 'full.db', **options)
+    assert {'rejected', 'done'} <= {r.status for r in want}
+    evaluations = sum(r.status == 'done' for r in want)
+    for cut in range(1, evaluations):
+        name = f'cut{cut}.db'
+        first = Recorder()
+
+        def dying(records, should_stop, first=first, cut=cut):
+            for item in first(records, should_stop):
+                if len(first.calls) == cut:
+                    raise _Killed()
+                yield item
+
+        with pytest.raises(_Killed):
+            run(tmp_path, name, evaluate=dying, **options)
+        with SearchStore.open(tmp_path / name, HEADER) as store:
+            before = {r.id: r.status for r in store.candidates()}
+        assert 'training' in before.values()
+        checked.clear()
+        again = Recorder()
+        _, resumed, records = run(tmp_path, name, evaluate=again, **options)
+        assert _key(records) == _key(want), f'cut after evaluation {cut}'
+        assert resumed.best.id == straight.best.id
+        done_before = {i for i, s in before.items() if s == 'done'}
+        training_before = {i for i, s in before.items() if s == 'training'}
+        assert not done_before & set(again.calls), 'a finished candidate was trained again'
+        assert training_before <= set(again.calls), 'a killed candidate was not trained again'
+        # Rejections and accepted proposals already recorded are replayed, not re-checked.
+        assert len(checked) == sum(1 for r in records if r.id not in before
+                                   and r.origin != 'seed')
+
+
+def test_a_time_budget_split_over_two_runs_continues_the_same_search(tmp_path):
+    import time
+
+    class Slow(Recorder):
+        def __call__(self, records, should_stop):
+            for item in super().__call__(records, should_stop):
+                time.sleep(0.05)
+                yield item
+
+    options = dict(population=4, rounds=1000, batch=1)
+    store = SearchStore.open(tmp_path / 'whole.db', HEADER)
+    engine = Evolution(toy_space(), store, EngineConfig(population=4, rounds=1000, tournament=2,
+                                                        time_budget_s=1.0), Slow())
+    assert engine.run().state == 'time_budget'
+    want = store.candidates()
+    store.close()
+
+    first = Slow()
+    with pytest.raises(SearchCancelled):
+        run(tmp_path, 'split.db', evaluate=first, should_stop=lambda: len(first.calls) >= 6,
+            **options)
+    store = SearchStore.open(tmp_path / 'split.db', HEADER)
+    spent = store.elapsed_before(-1)
+    engine = Evolution(toy_space(), store, EngineConfig(population=4, rounds=1000, tournament=2,
+                                                        time_budget_s=1.0), Slow())
+    result = engine.run()
+    records = store.candidates()
+    total = store.elapsed_before(-1)
+    store.close()
+    assert result.state == 'time_budget'
+    assert 0.25 <= spent < 1.0, spent  # the first run's time counts against the budget
+    assert total < 1.0 + 0.5, total  # one evaluation of slack at most, not a second budget
+    common = min(len(records), len(want))
+    assert common >= 8
+    # The same search, cut in two: the same proposals in the same order.
+    assert _key(records)[:common - 1] == _key(want)[:common - 1]

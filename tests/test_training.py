@@ -106,6 +106,8 @@ def test_max_steps_stops_mid_epoch_and_still_validates(data_root, cache_dir):
 
 
 def test_max_seconds_bounds_an_open_ended_run(data_root, cache_dir):
+    # Decode every clip into the cache first: alone, the first batch would spend the budget.
+    train(FRAME2D, data_root, max_steps=1, batch_size=64, progress=False, cache_dir=cache_dir)
     result = train(FRAME2D, data_root, max_seconds=0.5, batch_size=4, progress=False,
                    cache_dir=cache_dir)
     assert result.stopped_by == 'max_seconds'
@@ -313,3 +315,61 @@ def test_train_and_eval_cli_in_a_fresh_process(data_root, tmp_path, python_exe):
     assert bad.stderr.strip().startswith('vas-ros eval: error:')
     assert 'Traceback' not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert bad.stdout == ''
+
+
+def _train_cmd(python_exe, data_root, out, *extra):
+    return [python_exe, '-m', 'vas_ros.cli', 'train', '--model', 'tvn_tiny', '--data',
+            str(data_root), '--out', str(out), '--epochs', '3', '--batch-size', '4',
+            '--seed', '6', '--device', 'cpu', '--quiet', *extra]
+
+
+def _run_record(out) -> tuple[list, dict]:
+    """History without its timings, and every tensor of the final training state."""
+    from safetensors.torch import load_file
+
+    timing = ('train_seconds', 'val_seconds', 'clips_per_s')
+    history = [{k: v for k, v in h.items() if k not in timing}
+               for h in json.loads((out / HISTORY_FILE).read_text())]
+    return history, load_file(str(out / STATE_FILE))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('cut', [1, 2])
+def test_killed_and_resumed_training_equals_the_straight_run(data_root, tmp_path, python_exe,
+                                                             cut):
+    """SIGKILL after epoch `cut`, resume: the same history and the same weights, optimizer
+    and RNG state, bit for bit, as a run that never stopped (augmentation and dropout
+    streams come from (seed, epoch, index) or the saved state, not from the process)."""
+    import os
+    import signal
+    import time
+
+    straight = tmp_path / 'straight'
+    done = subprocess.run(_train_cmd(python_exe, data_root, straight), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    killed = tmp_path / 'killed'
+    proc = subprocess.Popen(_train_cmd(python_exe, data_root, killed),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            history = killed / HISTORY_FILE
+            if history.is_file() and len(json.loads(history.read_text() or '[]')) >= cut:
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    kept = len(json.loads((killed / HISTORY_FILE).read_text()))
+    assert cut <= kept < 3, 'the run ended before it could be killed mid-way'
+    again = subprocess.run(_train_cmd(python_exe, data_root, killed, '--resume'),
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    history, state = _run_record(killed)
+    want_history, want_state = _run_record(straight)
+    assert history == want_history
+    assert state.keys() == want_state.keys()
+    differ = [k for k in state if not torch.equal(state[k], want_state[k])]
+    assert not differ, differ[:5]

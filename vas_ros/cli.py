@@ -14,6 +14,7 @@ import sys
 
 from vas_ros import __version__
 from vas_ros.errors import VasError
+from vas_ros.output_paths import check_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_outputs(args)
         return int(args.func(args) or 0)
     except VasError as exc:
         print(f'vas-ros {args.command}: error: {exc}', file=sys.stderr)

@@ -44,7 +44,7 @@ def register(subparsers) -> None:
                              'machine, added to the report as a GPU column')
     parser.add_argument('--overload-seconds', type=float, default=60.0,
                         help='how long the node overload run lasts (default 60)')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs={'out': ('dir', ())})
 
 
 def machine() -> dict:

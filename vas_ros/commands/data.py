@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     synth.add_argument('--frames', type=int, default=16, help='frames per clip (default 16)')
     synth.add_argument('--fps', type=float, default=15, help='frame rate (default 15)')
     synth.add_argument('--no-progress', action='store_true', help='no progress bar')
-    synth.set_defaults(func=run_synth)
+    synth.set_defaults(func=run_synth, outputs={'out': ('dir', (), 'OUT')})
 
     info = commands.add_parser(
         'info', help='classes, clip counts and skipped clips of each split',
@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     preview.add_argument('--size', type=int, default=112)
     preview.add_argument('--frames', type=int, default=16)
     preview.add_argument('--flow-method', default='dis')
-    preview.set_defaults(func=run_preview)
+    preview.set_defaults(func=run_preview, outputs={'out': ('file', ('source',))})
 
     bench = commands.add_parser(
         'bench', help='decode throughput (cold vs cached) and flow cost, as JSON',
@@ -64,7 +64,7 @@ def register(subparsers) -> None:
     bench.add_argument('--limit', type=int, default=None, help='use at most N clips')
     bench.add_argument('--flow-repeats', type=int, default=15)
     bench.add_argument('--out', default=None, help='also write the JSON to this file')
-    bench.set_defaults(func=run_bench)
+    bench.set_defaults(func=run_bench, outputs={'out': ('file', ('source',))})
 
 
 def _splits(text: str) -> list[str]:

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                         help='threshold line drawn in the PNG (default 0.2, the search\'s)')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs={'png': ('file', ())})
 
 
 def run(args) -> int:

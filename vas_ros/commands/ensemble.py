@@ -54,7 +54,7 @@ def register(subparsers) -> None:
                         help='decoded-clip cache (default DIR/cache)')
     parser.add_argument('--json', action='store_true', help='print the report as JSON')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs={'out': ('dir', ('store', 'data'))})
 
 
 # ------------------------------------------------------------------------------ selection
@@ -193,6 +193,12 @@ def build_ensemble(args) -> dict:
         raise VasError(f'--top must be >= 1, got {args.top}')
     if args.epochs < 1:
         raise VasError(f'--epochs must be >= 1, got {args.epochs}')
+    if args.pool is not None and args.pool < args.top:
+        raise VasError(f'--pool must be at least --top ({args.top}), got {args.pool}')
+    if args.max_steps is not None and args.max_steps < 1:
+        raise VasError(f'--max-steps must be >= 1, got {args.max_steps}')
+    if args.batch_size < 1:
+        raise VasError(f'--batch-size must be >= 1, got {args.batch_size}')
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = args.cache_dir or str(out / 'cache')

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                         help='also draw the confusion matrix to this PNG file')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs={'confusion_png': ('file', ('checkpoint', 'data'))})
 
 
 def add_checkpoint_split_arguments(parser, batch_size: int = 8) -> None:

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     parser.add_argument('--atol', type=float, default=1e-3,
                         help='largest accepted |eager - exported| logit difference')
     parser.add_argument('--json', action='store_true', help='print the check as JSON')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs={'out': ('file', ('checkpoint',))})
 
 
 def run(args) -> int:

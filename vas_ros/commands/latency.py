@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument('--plot', default=None, metavar='PNG',
                         help='also draw the medians (p10-p90 whiskers) into this PNG')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs={'plot': ('file', ('models',))})
 
 
 def _paths(requested, device) -> list[str]:
@@ -72,6 +72,7 @@ def run(args) -> int:
     import torch
     from tqdm import tqdm
 
+    from vas_ros.commands._checks import at_least, thread_count
     from vas_ros.errors import VasError
     from vas_ros.models.inference import compare_logits, prepare_inference
     from vas_ros.models.introspect import count_macs, count_params
@@ -80,9 +81,10 @@ def run(args) -> int:
     if args.check_clips < 1:
         raise VasError(f'--check-clips must be >= 1, got {args.check_clips}')
     paths = _paths(args.path, args.device)
-    threads = args.threads
-    if threads is not None and threads < 1:
-        raise VasError(f'--threads must be >= 1, got {threads}')
+    threads = thread_count(args.threads)
+    at_least(args.classes, 1, '--classes')
+    at_least(args.repeats, 1, '--repeats')
+    at_least(args.warmup, 0, '--warmup')
     loaded = [_load(ref, args.classes) for ref in args.models]  # fail early on bad names
     results, failures = [], 0
     jobs = [(m, p) for m in loaded for p in paths]

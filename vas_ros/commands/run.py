@@ -20,14 +20,17 @@ def register(subparsers) -> None:
     parser.add_argument('--model', default='', help='override activity_recognizer.model')
     parser.add_argument('--device', default='', help='override activity_recognizer.device')
     parser.add_argument('--no-search', action='store_true', help='leave out the search node')
-    parser.add_argument('--duration', type=float, default=0.0, metavar='S',
+    parser.add_argument('--duration', type=float, default=None, metavar='S',
                         help='stop after S seconds (default: run until Ctrl-C)')
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from vas_ros.commands._checks import finite_positive
+
+    finite_positive(args.duration, '--duration')  # before rclpy starts
     from vas_ros.nodes.composition import run_composition
 
     return run_composition(args.params, demo=args.demo, image_topic=args.image_topic,
                            overrides={'model': args.model, 'device': args.device},
-                           search=not args.no_search, duration=args.duration)
+                           search=not args.no_search, duration=args.duration or 0.0)

@@ -128,7 +128,9 @@ def register(subparsers) -> None:
                                   description=f'Latency-constrained evolution of {family} '
                                               f'networks.')
         _add_arguments(sub)
-        sub.set_defaults(func=run)
+        sub.set_defaults(func=run, outputs={'out': ('dir', ('data',)),
+                                            'store': ('file', ('data',)),
+                                            'progress_jsonl': ('file', ('data', 'store'))})
 
 
 def run(args) -> int:

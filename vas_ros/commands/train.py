@@ -45,7 +45,7 @@ def register(subparsers) -> None:
                         help='start afresh even if RUN already holds a run')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     parser.add_argument('--json', action='store_true', help='print the summary as JSON')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs={'out': ('dir', ('data',))})
 
 
 def run(args) -> int:

@@ -17,6 +17,7 @@ needed header raises DataError.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from vas_ros.data.records import ClipRecord
@@ -69,9 +70,12 @@ def _times(row: dict, required: bool) -> tuple[float | None, float | None]:
             values.append(None)
             continue
         try:
-            values.append(float(text))
+            value = float(text)
         except ValueError:
             raise ValueError(f'{key} {text!r} is not a number') from None
+        if not math.isfinite(value):
+            raise ValueError(f'{key} {text!r} is not a finite number of seconds')
+        values.append(value)
     start, end = values
     if start is not None and start < 0:
         raise ValueError(f'start_s {start} is negative')

@@ -134,8 +134,8 @@ class ClipDataset(_Base):
 
     Decoded frames (resized to spec.size) are cached under `cache_dir` when given. With
     train=True each access draws a random temporal offset and augmentation from
-    (seed, epoch, index, access count); call `set_epoch` each epoch. Evaluation clips are
-    centred and deterministic.
+    (seed, epoch, index, access count within the epoch); call `set_epoch` each epoch.
+    Evaluation clips are centred and deterministic.
     """
 
     def __init__(self, records: list[ClipRecord], classes: list[str], spec, *,
@@ -161,7 +161,10 @@ class ClipDataset(_Base):
         return len(self.records)
 
     def set_epoch(self, epoch: int) -> None:
+        """Start epoch `epoch`: its draws depend on (seed, epoch, index, access within the
+        epoch) only, so a run resumed at this epoch in a new process draws the same."""
         self.epoch = int(epoch)
+        self._draws.clear()
 
     def class_counts(self) -> dict[str, int]:
         counts = Counter(self.labels)
@@ -173,9 +176,10 @@ class ClipDataset(_Base):
     def _decode(self, record: ClipRecord) -> np.ndarray:
         if record.kind == 'bag':
             frames, _ = read_bag_frames(record.path, record.topic, record.start_s,
-                                        record.end_s)
+                                        record.end_s, size=self.spec.size)
         else:
-            frames, _ = read_video(record.path, record.start_s, record.end_s)
+            frames, _ = read_video(record.path, record.start_s, record.end_s,
+                                   size=self.spec.size)
         return resize_frames(frames, self.spec.size)
 
     def is_cached(self, index: int) -> bool:
@@ -190,16 +194,10 @@ class ClipDataset(_Base):
         return self.cache.get(self._cache_fields(record), lambda: self._decode(record))
 
     def _rng(self, index: int) -> np.random.Generator:
+        # Not the DataLoader worker's seed: the draws must not depend on how many workers
+        # load the data, nor on which one loads this clip.
         self._draws[index] += 1
-        worker = 0
-        try:
-            from torch.utils.data import get_worker_info
-
-            info = get_worker_info()
-            worker = int(info.seed % 2**32) if info is not None else 0
-        except ImportError:  # pragma: no cover
-            pass
-        return np.random.default_rng([self.seed, self.epoch, index, self._draws[index], worker])
+        return np.random.default_rng([self.seed, self.epoch, index, self._draws[index]])
 
     def clip(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """The spec.frames frames of clip `index` (random offset in training)."""
@@ -223,9 +221,15 @@ def _check_videos(records: list[ClipRecord], cache: ClipCache | None, spec,
                 kept.append(record)  # decoded fine before, and unchanged since
                 continue
         try:
-            probe_video(record.path)
+            info = probe_video(record.path)
         except DataError as exc:
-            reasons.append(str(exc))
+            reasons.append(f'{record.origin}: {exc}' if record.origin else str(exc))
+            continue
+        duration = info.get('duration_s')
+        if record.start_s is not None and duration and record.start_s >= duration:
+            reasons.append(f'{record.origin or record.path}: span [{record.start_s}, '
+                           f'{record.end_s}) s starts after the end of {record.path} '
+                           f'({duration:.2f} s long)')
             continue
         kept.append(record)
     return kept

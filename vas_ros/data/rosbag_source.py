@@ -10,20 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from vas_ros.data import image_codec
+from vas_ros.data.image_codec import ImageError
+from vas_ros.data.transforms import resize_frame
 from vas_ros.errors import DataError
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
-# encoding -> (channels, numpy dtype, channel order to reach RGB)
-_ENCODINGS = {
-    'rgb8': (3, 'u1', 'rgb'), 'bgr8': (3, 'u1', 'bgr'), 'rgba8': (4, 'u1', 'rgba'),
-    'bgra8': (4, 'u1', 'bgra'), 'mono8': (1, 'u1', 'mono'), '8UC1': (1, 'u1', 'mono'),
-    '8UC3': (3, 'u1', 'bgr'), '8UC4': (4, 'u1', 'bgra'), 'mono16': (1, 'u2', 'mono'),
-    '16UC1': (1, 'u2', 'mono'), 'rgb16': (3, 'u2', 'rgb'), 'bgr16': (3, 'u2', 'bgr'),
-}
-
 
 @dataclass(frozen=True)
 class RosbagSource:
@@ -46,41 +40,13 @@ def is_rosbag(path) -> bool:
 
 
 def image_msg_to_rgb(msg, where: str = 'image') -> np.ndarray:
-    """uint8 RGB [H, W, 3] from a sensor_msgs Image or CompressedImage (any object with
-    the same fields: rosbags, rclpy). Honours `step` row padding and byte order; 16-bit
-    images keep their top 8 bits."""
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray)
-                         else msg.data.tobytes(), np.uint8)
-    if hasattr(msg, 'format'):  # CompressedImage: JPEG/PNG bytes
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if image is None:
-            raise DataError(f'{where}: CompressedImage ({msg.format!r}) does not decode')
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    encoding = msg.encoding
-    if encoding not in _ENCODINGS:
-        raise DataError(f'{where}: unsupported image encoding {encoding!r}; supported: '
-                        f'{sorted(_ENCODINGS)}')
-    channels, kind, order = _ENCODINGS[encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    item = 2 if kind == 'u2' else 1
-    row_bytes = width * channels * item
-    if height < 1 or width < 1 or step < row_bytes or data.size < step * (height - 1) + row_bytes:
-        raise DataError(f'{where}: {encoding} image {width}x{height} with step {step} needs '
-                        f'{step * height} bytes, has {data.size}')
-    if data.size < step * height:  # last row unpadded
-        data = np.concatenate([data, np.zeros(step * height - data.size, np.uint8)])
-    rows = data[:step * height].reshape(height, step)[:, :row_bytes]
-    if item == 2:
-        dtype = np.dtype('>u2' if msg.is_bigendian else '<u2')
-        pixels = (np.ascontiguousarray(rows).view(dtype) >> 8).astype(np.uint8)
-    else:
-        pixels = rows
-    pixels = pixels.reshape(height, width, channels)
-    if order == 'mono':
-        return np.repeat(pixels, 3, axis=2)
-    if order.startswith('bgr'):
-        pixels = pixels[..., 2::-1]
-    return np.ascontiguousarray(pixels[..., :3])
+    """uint8 RGB [H, W, 3] from a sensor_msgs Image or CompressedImage, through the robot
+    node's own decoder (`vas_ros.data.image_codec.image_msg_to_rgb`), so training sees the
+    pixels the robot will see; a frame that does not decode is a DataError naming `where`."""
+    try:
+        return image_codec.image_msg_to_rgb(msg)
+    except ImageError as exc:
+        raise DataError(f'{where}: {exc}') from None
 
 
 def _open(bag):
@@ -149,11 +115,13 @@ def bag_span_counts(bag, topic: str | None, spans) -> tuple[str, float, list[int
 
 
 def read_bag_frames(bag, topic: str | None = None, start_s: float | None = None,
-                    end_s: float | None = None) -> tuple[np.ndarray, float]:
-    """uint8 RGB frames [N, H, W, 3] of `topic` in [start_s, end_s) and their mean rate."""
+                    end_s: float | None = None, size: int | None = None
+                    ) -> tuple[np.ndarray, float]:
+    """uint8 RGB frames [N, H, W, 3] of `topic` in [start_s, end_s) and their mean rate;
+    with `size`, each resized to size x size as it is decoded (`resize_frame`)."""
     bag = Path(bag)
     reader = _open(bag)
-    frames, stamps = [], []
+    frames, stamps, shape = [], [], None
     try:
         topic, connections = _image_connections(reader, bag, topic)
         t0 = reader.start_time
@@ -166,11 +134,12 @@ def read_bag_frames(bag, topic: str | None = None, start_s: float | None = None,
             except Exception as exc:
                 raise DataError(f'{where}: message does not deserialise: {exc}') from None
             frame = image_msg_to_rgb(msg, where)
-            if frames and frame.shape != frames[0].shape:
+            if shape is not None and frame.shape != shape:
                 raise DataError(f'{where}: image size {frame.shape[1]}x{frame.shape[0]} '
                                 f'differs from the span\'s first image '
-                                f'{frames[0].shape[1]}x{frames[0].shape[0]}')
-            frames.append(frame)
+                                f'{shape[1]}x{shape[0]}')
+            shape = frame.shape
+            frames.append(frame if size is None else resize_frame(frame, size))
             stamps.append(stamp)
     finally:
         reader.close()

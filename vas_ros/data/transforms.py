@@ -39,8 +39,17 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     height, width = frames.shape[1:3]
     if height == size and width == size:
         return frames
+    return np.stack([resize_frame(f, size) for f in frames])
+
+
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """One frame [H, W, 3] to size x size, exactly as `resize_frames` does it; decoders call
+    it per frame so that a long full-resolution video is never held whole."""
+    height, width = frame.shape[:2]
+    if height == size and width == size:
+        return frame
     interp = cv2.INTER_AREA if size < min(height, width) else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
+    return cv2.resize(frame, (size, size), interpolation=interp)
 
 
 def random_crop_box(height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vas_ros.data.transforms import resize_frame
 from vas_ros.errors import DataError
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm')
@@ -63,11 +64,13 @@ def write_video(path, frames, fps: float) -> Path:
     return path
 
 
-def read_video(path, start_s: float | None = None,
-               end_s: float | None = None) -> tuple[np.ndarray, float]:
+def read_video(path, start_s: float | None = None, end_s: float | None = None,
+               size: int | None = None) -> tuple[np.ndarray, float]:
     """Decode a video to uint8 RGB [N, H, W, 3] and its frame rate.
 
-    With start_s/end_s only frames whose timestamps lie in [start_s, end_s) are kept.
+    With start_s/end_s only frames whose timestamps lie in [start_s, end_s) are kept. With
+    `size` each frame is resized to size x size as it is decoded (`resize_frame`), so a
+    long 1080p file costs its frames at `size`, not at full resolution.
     A missing, unreadable, video-less or empty file raises DataError naming the file.
     """
     import av
@@ -94,7 +97,8 @@ def read_video(path, start_s: float | None = None,
                     continue
                 if end_s is not None and t >= end_s - 1e-6:
                     break
-                frames.append(frame.to_ndarray(format='rgb24'))
+                rgb = frame.to_ndarray(format='rgb24')
+                frames.append(rgb if size is None else resize_frame(rgb, size))
     except DataError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -119,10 +123,15 @@ def probe_video(path) -> dict:
             if not container.streams.video:
                 raise DataError(f'{path}: has no video stream')
             stream = container.streams.video[0]
+            duration = None
+            if stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration:
+                duration = container.duration / av.time_base
             for frame in container.decode(stream):
                 return {'width': frame.width, 'height': frame.height,
                         'fps': float(stream.average_rate or 0) or None,
-                        'frames': int(stream.frames) or None}
+                        'frames': int(stream.frames) or None, 'duration_s': duration}
     except DataError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:

@@ -68,14 +68,22 @@ def read_metadata(path) -> dict:
         meta = json.loads(header[META_KEY])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f'{path}: vas_ros metadata is not valid JSON ({exc})') from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f'{path}: vas_ros metadata must be a JSON object, got '
+                              f'{type(meta).__name__}')
     if meta.get('format') != FORMAT:
         raise CheckpointError(f'{path}: unsupported checkpoint format {meta.get("format")!r}, '
                               f'expected {FORMAT!r}')
     for key in ('arch', 'classes', 'input'):
         if key not in meta:
             raise CheckpointError(f'{path}: metadata lacks {key!r}')
-    if not isinstance(meta['classes'], list) or not meta['classes']:
-        raise CheckpointError(f'{path}: metadata "classes" must be a non-empty list')
+    if not isinstance(meta['classes'], list) or not meta['classes'] or not all(
+            isinstance(c, str) and c for c in meta['classes']):
+        raise CheckpointError(f'{path}: metadata "classes" must be a non-empty list of names')
+    for key in ('arch', 'input'):
+        if not isinstance(meta[key], dict):
+            raise CheckpointError(f'{path}: metadata {key!r} must be a JSON object, got '
+                                  f'{type(meta[key]).__name__}')
     return meta
 
 
@@ -83,15 +91,21 @@ def load_checkpoint(path, device='cpu') -> LoadedCheckpoint:
     """Build the model from the metadata and load its weights (strict)."""
     from safetensors.torch import load_model
 
-    from vas_ros.models.registry import ModelArch, build_model
+    from vas_ros.models.registry import ModelArch, build_model, input_spec_for
 
     path = Path(path)
     meta = read_metadata(path)
     try:
         arch = ModelArch.from_dict(meta['arch'])
         spec = InputSpec.from_dict(meta['input'])
-    except VasError as exc:
+        expected = input_spec_for(arch)
+    except (VasError, TypeError, ValueError, AttributeError, KeyError) as exc:
         raise CheckpointError(f'{path}: metadata does not describe a valid model ({exc})') from None
+    for field in ('frames', 'size', 'frame_stride', 'streams'):
+        if getattr(spec, field) != getattr(expected, field):
+            raise CheckpointError(f'{path}: metadata input {field} {getattr(spec, field)!r} '
+                                  f'disagrees with its genome ({getattr(expected, field)!r}); '
+                                  f'the file was edited or damaged')
     classes = [str(c) for c in meta['classes']]
     model = build_model(arch, len(classes))
     try:
@@ -99,5 +113,17 @@ def load_checkpoint(path, device='cpu') -> LoadedCheckpoint:
     except Exception as exc:
         raise CheckpointError(f'{path}: weights do not match the architecture in its '
                               f'metadata or are truncated ({exc})') from None
+    bad = _non_finite(model)
+    if bad:
+        raise CheckpointError(f'{path}: {len(bad)} tensor(s) hold NaN or infinite values '
+                              f'(first: {bad[0]}); the training diverged or the file is '
+                              f'damaged')
     model.to(device).eval()
     return LoadedCheckpoint(model, arch, classes, spec, meta, path)
+
+
+def _non_finite(model) -> list[str]:
+    import torch
+
+    return [name for name, tensor in model.state_dict().items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]

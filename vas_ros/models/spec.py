@@ -17,6 +17,17 @@ from vas_ros.errors import GenomeError
 STREAMS = ('rgb', 'flow')
 STREAM_CHANNELS = {'rgb': 3, 'flow': 2}
 FLOW_METHODS = ('dis', 'dis_fast', 'dis_medium', 'farneback')
+# Far above every preset (at most 64 frames, 256 px): a clip past these is a typo or a
+# damaged file, and would take gigabytes per clip.
+MAX_FRAMES = 512
+MAX_SIZE = 1024
+
+
+def _finite_number(value) -> bool:
+    import math
+
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -32,25 +43,43 @@ class InputSpec:
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
+        for name in ('frames', 'size', 'frame_stride'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise GenomeError(f'input.{name}', f'must be a whole number, got {value!r}')
+        if isinstance(self.streams, str) or not isinstance(self.streams, (list, tuple)):
+            raise GenomeError('input.streams', f'must be a list of stream names, got '
+                                               f'{self.streams!r}')
+        for name in ('mean', 'std'):
+            values = getattr(self, name)
+            if (not isinstance(values, (list, tuple)) or len(values) != 3
+                    or not all(_finite_number(v) for v in values)):
+                raise GenomeError(f'input.{name}', f'needs three finite numbers, got {values!r}')
+        if not _finite_number(self.flow_scale):
+            raise GenomeError('input.flow_scale', f'must be a finite number, got '
+                                                  f'{self.flow_scale!r}')
+        if not isinstance(self.extra, dict):
+            raise GenomeError('input.extra', f'must be a JSON object, got {self.extra!r}')
         object.__setattr__(self, 'streams', tuple(self.streams))
         object.__setattr__(self, 'mean', tuple(float(v) for v in self.mean))
         object.__setattr__(self, 'std', tuple(float(v) for v in self.std))
         self.validate()
 
     def validate(self) -> None:
-        if int(self.frames) < 1:
-            raise GenomeError('input.frames', f'must be >= 1, got {self.frames}')
-        if int(self.size) < 8:
-            raise GenomeError('input.size', f'must be >= 8 pixels, got {self.size}')
-        if int(self.frame_stride) < 1:
-            raise GenomeError('input.frame_stride', f'must be >= 1, got {self.frame_stride}')
+        if not 1 <= self.frames <= MAX_FRAMES:
+            raise GenomeError('input.frames', f'must be 1..{MAX_FRAMES}, got {self.frames}')
+        if not 8 <= self.size <= MAX_SIZE:
+            raise GenomeError('input.size', f'must be 8..{MAX_SIZE} pixels, got {self.size}')
+        if not 1 <= self.frame_stride <= MAX_FRAMES:
+            raise GenomeError('input.frame_stride', f'must be 1..{MAX_FRAMES}, got '
+                                                    f'{self.frame_stride}')
         if not self.streams or any(s not in STREAMS for s in self.streams):
             raise GenomeError('input.streams', f'must be a non-empty subset of {STREAMS}, '
                               f'got {list(self.streams)}')
         if len(set(self.streams)) != len(self.streams):
             raise GenomeError('input.streams', f'repeats a stream: {list(self.streams)}')
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise GenomeError('input.mean/std', 'need three values each, std > 0')
+        if min(self.std) <= 0:
+            raise GenomeError('input.mean/std', 'std must be > 0')
         if self.flow_method not in FLOW_METHODS:
             raise GenomeError('input.flow_method', f'must be one of {FLOW_METHODS}, '
                               f'got {self.flow_method!r}')
@@ -78,6 +107,8 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> InputSpec:
+        if not isinstance(data, dict):
+            raise GenomeError('input', f'must be a JSON object, got {type(data).__name__}')
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:

@@ -16,6 +16,7 @@ transient-local), `activity/image` (annotated Image, built only while subscribed
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import threading
 import time
@@ -24,17 +25,22 @@ from collections import Counter, deque
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
+from vas_ros.data.image_codec import ImageError, image_msg_to_rgb
 from vas_ros.errors import VasError
-from vas_ros.nodes.common import latched_qos, sensor_qos, stamp_dict, stamp_to_sec
+from vas_ros.nodes.common import declare_checked, latched_qos, sensor_qos, stamp_dict, stamp_to_sec
 from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
 from vas_ros.perception.frame_buffer import FrameBuffer
-from vas_ros.perception.image_codec import ImageError, decode_compressed, decode_raw
 
 NODE_NAME = 'activity_recognizer'
 
@@ -54,10 +60,25 @@ PARAMETERS = {
                                    'best_available (Iron+)'),
     'queue_depth': (1, 'image subscription queue depth (keep it small: stale frames)'),
     'compressed': (False, 'subscribe to image/compressed (CompressedImage) instead of image'),
-    'use_cv_bridge': (True, 'decode with cv_bridge when it is installed'),
     'diagnostics_period': (1.0, 'seconds between /diagnostics messages'),
 }
 READ_ONLY = ('reliability', 'queue_depth', 'compressed', 'diagnostics_period')
+# Bounds that `ros2 param describe` and rqt show, and that rclpy enforces on every set.
+RANGES = {'hop_frames': (1, 10_000), 'top_k': (1, 1000), 'score_threshold': (0.0, 1.0),
+          'stride_seconds': (0.0, 60.0), 'num_threads': (0, 1024), 'queue_depth': (1, 1000),
+          'diagnostics_period': (0.01, 3600.0)}
+
+
+def _descriptor(name: str, text: str) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=text, read_only=name in READ_ONLY)
+    if name in RANGES:
+        low, high = RANGES[name]
+        if isinstance(low, float):
+            descriptor.floating_point_range = [FloatingPointRange(from_value=low,
+                                                                  to_value=high)]
+        else:
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high)]
+    return descriptor
 ENGINE_PARAMS = ('model', 'device', 'inference_path', 'num_threads')
 
 
@@ -89,23 +110,14 @@ class _Mailbox:
             self._cond.notify_all()
 
 
-def _load_bridge():
-    try:
-        from cv_bridge import CvBridge  # the ROS 2 package, where the robot has it
-    except Exception:
-        return None
-    try:
-        return CvBridge()
-    except Exception:
-        return None
-
-
 class ActivityNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
-        for name, (default, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=text, read_only=name in READ_ONLY))
+        declare_checked(self, {name: (default, _descriptor(name, text))
+                               for name, (default, text) in PARAMETERS.items()})
+        problem = self._check({name: self._param(name) for name in PARAMETERS})
+        if problem:  # start-up values get the same checks as live changes
+            raise VasError(f'{NODE_NAME}: {problem}')
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._logged: set[str] = set()
@@ -119,7 +131,6 @@ class ActivityNode(Node):
         self._latency_ms: deque = deque(maxlen=100)
         self._last_label = ''
         self.model_error = ''
-        self._bridge = _load_bridge() if self._param('use_cv_bridge') else None
 
         self._engine: InferenceEngine | None = None
         self._buffer: FrameBuffer | None = None
@@ -160,8 +171,7 @@ class ActivityNode(Node):
                  else 'no model')
         self.get_logger().info(f'listening on {self._sub.topic_name} '
                                f'({self._param("reliability")}, depth '
-                               f'{self._param("queue_depth")}) with {where}; '
-                               f'decoder: {"cv_bridge" if self._bridge else "vas_ros"}')
+                               f'{self._param("queue_depth")}) with {where}')
 
     # ---------------------------------------------------------------- parameters
     def _param(self, name: str):
@@ -230,6 +240,9 @@ class ActivityNode(Node):
             return f'stride_seconds must be >= 0, got {changes["stride_seconds"]}'
         if 'num_threads' in changes and int(changes['num_threads']) < 0:
             return f'num_threads must be >= 0, got {changes["num_threads"]}'
+        for name, value in changes.items():
+            if name in RANGES and not math.isfinite(float(value)):
+                return f'{name} must be a finite number, got {value}'
         return ''
 
     # ---------------------------------------------------------------- input
@@ -246,7 +259,9 @@ class ActivityNode(Node):
     def _on_image(self, msg: Image) -> None:
         start = time.perf_counter()
         try:
-            rgb = self._decode_raw(msg)
+            # The same decoder as the training data readers (no cv_bridge): the model sees
+            # in service the pixels it was trained on.
+            rgb = image_msg_to_rgb(msg)
         except ImageError as exc:
             self._bad_frame(exc.cause, str(exc))
             return
@@ -255,22 +270,11 @@ class ActivityNode(Node):
     def _on_compressed(self, msg: CompressedImage) -> None:
         start = time.perf_counter()
         try:
-            rgb = decode_compressed(msg.data, msg.format)
+            rgb = image_msg_to_rgb(msg)
         except ImageError as exc:
             self._bad_frame(exc.cause, str(exc))
             return
         self._accept(rgb, msg.header, start)
-
-    def _decode_raw(self, msg: Image) -> np.ndarray:
-        if self._bridge is not None and not msg.encoding.startswith(('16', 'mono16')):
-            try:
-                if msg.height * msg.step > len(msg.data) or msg.height * msg.width == 0:
-                    raise ValueError('size')
-                return self._bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8')
-            except Exception:
-                pass  # our decoder gives the specific reason
-        return decode_raw(msg.data, msg.encoding, msg.height, msg.width, msg.step,
-                          bool(msg.is_bigendian))
 
     def _accept(self, rgb: np.ndarray, header, start: float) -> None:
         now = time.monotonic()

@@ -116,6 +116,27 @@ def spin_nodes(nodes, threads: int = 4, multi_threaded: bool | None = None) -> i
     return 0
 
 
+def declare_checked(node, parameters: dict) -> None:
+    """Declare {name: (default, ParameterDescriptor)}; a start-up override of the wrong
+    type or outside its range is a VasError naming the parameter, not an rclpy traceback."""
+    from rclpy.exceptions import (
+        InvalidParameterTypeException,
+        InvalidParameterValueException,
+        ParameterUninitializedException,
+    )
+
+    from vas_ros.errors import VasError
+
+    for name, (default, descriptor) in parameters.items():
+        try:
+            node.declare_parameter(name, default, descriptor)
+        except InvalidParameterValueException as exc:
+            raise VasError(f'{node.get_name()}: parameter {name}: {exc}') from None
+        except (InvalidParameterTypeException, ParameterUninitializedException):
+            raise VasError(f'{node.get_name()}: parameter {name} must be of type '
+                           f'{type(default).__name__} like its default {default!r}') from None
+
+
 def run_single(node_factory, argv=None) -> int:
     """`main()` of a node executable: init with ROS args, build, spin, clean up."""
     import rclpy
@@ -123,7 +144,13 @@ def run_single(node_factory, argv=None) -> int:
     # rclpy's default signal handlers turn SIGINT and SIGTERM into a clean shutdown.
     from vas_ros.errors import VasError
 
-    rclpy.init(args=sys.argv if argv is None else argv)
+    try:
+        rclpy.init(args=sys.argv if argv is None else argv)
+    except Exception as exc:  # rcl's RCLError for an unparsable --ros-args rule
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        reason = reason.split(', at ')[0].removeprefix('failed to initialize rcl: ')
+        print(f'error: bad ROS arguments: {reason}', file=sys.stderr)
+        return 2
     try:
         node = node_factory()
     except VasError as exc:

@@ -97,7 +97,7 @@ class Probe:
         """A sensor_msgs/Image holding `rgb` in `encoding` (optionally with row padding)."""
         from sensor_msgs.msg import Image
 
-        from vas_ros.perception.image_codec import encode_raw
+        from vas_ros.data.image_codec import encode_raw
 
         data, step = encode_raw(rgb, encoding, padding=padding)
         msg = Image()

@@ -33,7 +33,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from vas_ros.nodes.common import latched_qos
+from vas_ros.nodes.common import declare_checked, latched_qos
 
 NODE_NAME = 'architecture_search'
 CANCELLED_EXIT = 3
@@ -75,8 +75,8 @@ def _die_with_parent() -> None:
 class SearchNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
-        for name, (default, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+        declare_checked(self, {name: (default, ParameterDescriptor(description=text))
+                               for name, (default, text) in PARAMETERS.items()})
         self._group = ReentrantCallbackGroup()
         self._lock = threading.RLock()
         self._child: subprocess.Popen | None = None
@@ -269,7 +269,8 @@ class SearchNode(Node):
                                                       '~/start resumes it'}
         else:
             final = {'state': 'failed',
-                     'message': f'search exited with code {code}: {_tail(out / "search.log")}'}
+                     'message': f'search exited with code {code}: '
+                                f'{_failure_reason(out / "search.log")}'}
         self._update(final)
         if final['state'] != 'cancelled':
             self._write_marker('stopped')
@@ -359,12 +360,20 @@ def _last_event(path: Path) -> dict | None:
     return events[-1] if events else None
 
 
-def _tail(path: Path, lines: int = 3) -> str:
+def _failure_reason(path: Path) -> str:
+    """One line for the user from a failed search's log: its `vas-ros ...: error:` line,
+    else the exception's own last line (never traceback frames); the log has the rest."""
     try:
-        text = path.read_text(errors='replace').strip().splitlines()
+        text = [line.rstrip() for line in path.read_text(errors='replace').splitlines()]
     except OSError:
-        return ''
-    return ' | '.join(text[-lines:])
+        return f'no log at {path}'
+    for line in reversed(text):
+        if line.startswith('vas-ros ') and ': error: ' in line:
+            return line
+    for line in reversed(text):
+        if line and not line[0].isspace() and not line.startswith('Traceback'):
+            return f'{line[:300]} (full log: {path})'
+    return f'no output (full log: {path})'
 
 
 def _best_checkpoint(output, result_dir: Path) -> Path | None:

@@ -21,9 +21,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from vas_ros.data.image_codec import encode_raw
 from vas_ros.errors import VasError
-from vas_ros.nodes.common import sensor_qos, stamp_to_sec
-from vas_ros.perception.image_codec import encode_raw
+from vas_ros.nodes.common import declare_checked, sensor_qos, stamp_to_sec
 
 NODE_NAME = 'video_source'
 
@@ -46,8 +46,8 @@ PARAMETERS = {
 class VideoSource(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
-        for name, (default, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+        declare_checked(self, {name: (default, ParameterDescriptor(description=text))
+                               for name, (default, text) in PARAMETERS.items()})
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
         self.params = p
         self._pub = self.create_publisher(Image, 'image',
