@@ -112,7 +112,7 @@ def test_bad_frames_are_counted_and_survived(recogniser, probe):
     bad = {
         'wrong_step': broken(step=5),
         'truncated': broken(data=bytes(good.data)[:50]),
-        'unknown_encoding': broken(encoding='bayer_rggb8'),
+        'unknown_encoding': broken(encoding='bayer_rgbg8'),
         'zero_size': broken(height=0, width=0, step=0, data=b''),
     }
     for _ in range(3):
