@@ -140,4 +140,7 @@ def test_vas_ros_run_demo_composition_recognises_the_video_source(ros_env):
             assert label['first_stamp'] < label['last_stamp']
     finally:
         stop_node(proc)
-    assert proc.returncode == 0, proc.stdout.read().decode()[-2000:]
+    output = proc.stdout.read().decode()
+    assert proc.returncode == 0, output[-2000:]
+    # Callbacks still queued at shutdown used to fail on destroyed handles.
+    assert 'never retrieved' not in output and 'Traceback' not in output, output[-2000:]

@@ -84,6 +84,23 @@ def sec_to_stamp(seconds: float):
     return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
 
 
+def stop_executor(executor, nodes) -> None:
+    """Once `executor` no longer spins: let the callbacks it already handed to its threads
+    finish, shut it down, then destroy `nodes`.
+
+    rclpy's `Executor.shutdown` destroys its guard condition at once, without waiting for
+    handlers already queued on a MultiThreadedExecutor's pool; each of them then fails with
+    "cannot use Destroyable", printed at exit as "exception was never retrieved". Draining
+    the pool first closes that window.
+    """
+    pool = getattr(executor, '_executor', None)  # MultiThreadedExecutor's thread pool
+    if pool is not None:
+        pool.shutdown(wait=True)
+    executor.shutdown()
+    for node in nodes:
+        node.destroy_node()
+
+
 def spin_nodes(nodes, threads: int = 4, multi_threaded: bool | None = None) -> int:
     """Spin nodes until Ctrl-C or shutdown; return the exit code.
 
@@ -109,9 +126,7 @@ def spin_nodes(nodes, threads: int = 4, multi_threaded: bool | None = None) -> i
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        for node in nodes:
-            node.destroy_node()
-        executor.shutdown()
+        stop_executor(executor, nodes)
         rclpy.try_shutdown()
     return 0
 

@@ -137,13 +137,14 @@ def run_composition(params_file=None, demo: bool = False, image_topic: str = '',
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     from vas_ros.nodes.activity_node import NODE_NAME as ACTIVITY
+    from vas_ros.nodes.common import stop_executor
 
     path = Path(params_file) if params_file else default_params_file(demo)
     params = load_params(path)
     if overrides:
         params.setdefault(ACTIVITY, {}).update({k: v for k, v in overrides.items() if v})
     rclpy.init()
-    nodes = []
+    nodes, executor = [], None
     try:
         nodes = build_nodes(params, demo=demo, image_topic=image_topic, search=search)
         executor = MultiThreadedExecutor(num_threads=threads)
@@ -157,9 +158,11 @@ def run_composition(params_file=None, demo: bool = False, image_topic: str = '',
                 executor.spin_once(timeout_sec=0.2)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
-        executor.shutdown()
     finally:
-        for node in nodes:
-            node.destroy_node()
+        if executor is not None:
+            stop_executor(executor, nodes)
+        else:
+            for node in nodes:
+                node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -30,6 +30,7 @@ class Probe:
         self.node = rclpy.create_node(f'{name}_{uuid.uuid4().hex[:6]}', context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
+        self._spinning = True
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
         self._lock = threading.Lock()
@@ -39,17 +40,20 @@ class Probe:
 
     def _spin(self) -> None:
         try:
-            self.executor.spin()
-        except Exception:  # shutdown while spinning
+            while self._spinning:
+                self.executor.spin_once(timeout_sec=0.05)
+        except Exception:  # the context went away while spinning
             pass
 
     def close(self) -> None:
         import rclpy
 
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        from vas_ros.nodes.common import stop_executor
+
+        self._spinning = False
         self._thread.join(timeout=5.0)
+        stop_executor(self.executor, [self.node])
+        rclpy.try_shutdown(context=self.context)
 
     def __enter__(self):
         return self
