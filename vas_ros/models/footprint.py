@@ -13,6 +13,8 @@ of op, bytes written, number of ops); see `vas_ros/search/cost_model.py`.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from vas_ros.errors import VasError
@@ -133,6 +135,32 @@ def _meta_pass(model, spec, train: bool, batch: int = 1) -> _Tally:
     return tally
 
 
+_INITS = ('uniform_', 'normal_', 'trunc_normal_', 'constant_', 'ones_', 'zeros_',
+          'xavier_uniform_', 'xavier_normal_', 'kaiming_uniform_', 'kaiming_normal_',
+          'orthogonal_')
+_INIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _without_weight_init():
+    """`torch.nn.init` does nothing while a model is built on meta: random numbers on
+    meta tensors only cost time (through Python decompositions, half of a footprint's)."""
+    import torch.nn.init as init
+
+    def keep(tensor, *args, **kwargs):
+        return tensor
+
+    with _INIT_LOCK:
+        saved = {name: getattr(init, name) for name in _INITS if hasattr(init, name)}
+        try:
+            for name in saved:
+                setattr(init, name, keep)
+            yield
+        finally:
+            for name, fn in saved.items():
+                setattr(init, name, fn)
+
+
 def estimate_footprint(arch, num_classes: int = 8, training: bool = True) -> Footprint:
     """Costs of `arch` (anything `resolve_arch` takes) without allocating its tensors.
     `training=False` skips the training-mode pass (half the time; no training memory)."""
@@ -145,7 +173,7 @@ def estimate_footprint(arch, num_classes: int = 8, training: bool = True) -> Foo
         raise VasError(f'num_classes must be >= 1, got {num_classes}')
     spec = input_spec_for(arch)
     try:
-        with torch.device('meta'):
+        with torch.device('meta'), _without_weight_init():
             model = build_model(arch, num_classes)
         inference = _meta_pass(model, spec, train=False)
         # Batch 2: BatchNorm refuses to train on one value per channel.
