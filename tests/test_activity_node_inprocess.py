@@ -6,14 +6,13 @@ Pacing waits on events (messages seen, counters reached), never on fixed sleeps.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from rclpy.parameter import Parameter
+from inprocess import RunningNode
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from vas_ros.nodes.activity_node import ActivityNode
 from vas_ros.nodes.probe import Probe
 
 CLASSES = ['left', 'right', 'still']
@@ -38,49 +37,12 @@ def models(tmp_path_factory):
     return {s: _checkpoint(root / f'tvn_tiny_{s}.safetensors', s) for s in ('rgb', 'flow')}
 
 
-class RunningNode:
-    """An ActivityNode spun by its own executor thread in its own rclpy context."""
-
-    def __init__(self, name: str, **params):
-        import rclpy
-        from rclpy.executors import MultiThreadedExecutor
-
-        from vas_ros.nodes.activity_node import ActivityNode
-
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = ActivityNode(
-            context=self.context, namespace=f'/{name}',
-            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-        self.executor = MultiThreadedExecutor(num_threads=3, context=self.context)
-        self.executor.add_node(self.node)
-        self.spinning = True
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while self.spinning:
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def set(self, **params) -> list:
-        return self.node.set_parameters([Parameter(k, value=v) for k, v in params.items()])
-
-    def close(self) -> None:
-        import rclpy
-
-        self.node._mailbox.close()
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=5.0)
-
-
 @pytest.fixture
 def node_and_probe(request):
     made = []
 
     def make(name: str, **params):
-        running = RunningNode(name, **params)
+        running = RunningNode(ActivityNode, f'/{name}', **params)
         probe = Probe(f'probe_{name}')
         probe.listen(f'/{name}/activity/result', String)
         made.append((running, probe))

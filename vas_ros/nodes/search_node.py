@@ -38,6 +38,7 @@ from vas_ros.nodes.common import declare_checked, latched_qos
 NODE_NAME = 'architecture_search'
 CANCELLED_EXIT = 3
 STATES = ('idle', 'running', 'done', 'failed', 'cancelled')
+DEPLOY_WAIT_S = 10.0  # how long a deploy waits for the recogniser's parameter service
 
 PARAMETERS = {
     'data': ('', 'training data for the search (a vas-ros data set root)'),
@@ -277,6 +278,14 @@ class SearchNode(Node):
         if final['state'] == 'done':
             self._deploy()
 
+    def deploy_service(self, target: str) -> str:
+        """The recogniser's set_parameters service: an absolute `deploy_node` as given, a
+        relative one in this node's namespace (so /robot1's search deploys to /robot1's
+        recogniser), as ROS resolves relative names."""
+        if target.startswith('/'):
+            return f'{target.rstrip("/")}/set_parameters'
+        return f'{self.get_namespace().rstrip("/")}/{target}/set_parameters'
+
     def _deploy(self) -> None:
         target = str(self._param('deploy_node')).strip()
         checkpoint = _best_checkpoint(self.status.get('output'), self._dir() / 'result')
@@ -287,12 +296,12 @@ class SearchNode(Node):
             self._update({'deploy': {'ok': False, 'message': 'no checkpoint found in '
                                      f'{self.status.get("output") or self._dir()}'}})
             return
-        service = (target if target.startswith('/') else '/' + target) + '/set_parameters'
+        service = self.deploy_service(target)
         client = self._deploy_clients.get(service)
         if client is None:
             client = self.create_client(SetParameters, service, callback_group=self._group)
             self._deploy_clients[service] = client
-        if not client.wait_for_service(timeout_sec=10.0):
+        if not client.wait_for_service(timeout_sec=DEPLOY_WAIT_S):
             self._update({'deploy': {'ok': False, 'checkpoint': str(checkpoint),
                                      'message': f'{service} is not available'}})
             return

@@ -1,0 +1,115 @@
+"""Deploying a search result from the search node to the recogniser, in-process with real
+rclpy and DDS: success (and results from the new model arrive), a recogniser that refuses
+the model, a recogniser that is not there, and both nodes under one namespace."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from inprocess import RunningNode
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from vas_ros.nodes import search_node as search_module
+from vas_ros.nodes.activity_node import ActivityNode
+from vas_ros.nodes.common import latched_qos
+from vas_ros.nodes.probe import Probe
+from vas_ros.nodes.search_node import SearchNode
+
+CLASSES = ['left', 'right', 'still']
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    import torch
+
+    from vas_ros.models.checkpoint import save_checkpoint
+    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+
+    torch.manual_seed(0)
+    arch = resolve_arch('tvn_tiny')
+    path = tmp_path_factory.mktemp('found') / 'searched_best.safetensors'
+    return save_checkpoint(path, build_model(arch, len(CLASSES)), arch, CLASSES,
+                           input_spec_for(arch))
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    made = []
+
+    def make(node_class, namespace, **params):
+        running = RunningNode(node_class, namespace, **params)
+        made.append(running)
+        return running
+
+    yield make
+    for running in reversed(made):
+        running.close()
+
+
+def _search(nodes, tmp_path, namespace='/', **params):
+    return nodes(SearchNode, namespace, output_dir=str(tmp_path / 'search'),
+                 resume_on_start=False, **params)
+
+
+def test_deploy_in_a_namespace_switches_the_recogniser_and_its_results(nodes, tmp_path,
+                                                                       checkpoint):
+    recogniser = nodes(ActivityNode, '/robot1', device='cpu', hop_frames=1, num_threads=1,
+                       reliability='reliable', queue_depth=1000)
+    search = _search(nodes, tmp_path, '/robot1')  # deploy_node: 'activity_recognizer'
+    assert search.node.deploy_service('activity_recognizer') == \
+        '/robot1/activity_recognizer/set_parameters'
+    assert search.node.deploy_service('/other/rec') == '/other/rec/set_parameters'
+    search.node.status['output'] = str(checkpoint)
+    search.node._deploy()
+    deploy = search.node.status['deploy']
+    assert deploy['ok'], deploy
+    assert deploy['checkpoint'] == str(checkpoint)
+    assert recogniser.node._engine.name == 'searched_best'
+    with Probe('deploy_results') as probe:
+        probe.listen('/robot1/activity/result', String)
+        probe.listen('/robot1/activity/labels', String, latched_qos())
+        assert probe.wait_for(lambda: probe.received('/robot1/activity/labels'), 30)
+        assert probe.json_messages('/robot1/activity/labels')[-1]['classes'] == CLASSES
+        assert probe.wait_for_subscriber('/robot1/image', Image, timeout=30)
+        frame = np.zeros((64, 64, 3), np.uint8)
+        for i in range(recogniser.node._engine.spec.span + 2):
+            frame[:, :] = (i * 9) % 255
+            probe.publish_image('/robot1/image', probe.image(frame))
+        assert probe.wait_for(lambda: probe.received('/robot1/activity/result'), 60)
+        result = probe.json_messages('/robot1/activity/result')[-1]
+    assert result['model'] == 'searched_best' and result['label'] in CLASSES + ['unknown']
+
+
+def test_a_refused_model_is_reported_and_the_old_one_keeps_running(nodes, tmp_path):
+    recogniser = nodes(ActivityNode, '/robot2', device='cpu', num_threads=1)
+    before = recogniser.node._engine.name
+    search = _search(nodes, tmp_path, '/robot2')
+    broken = tmp_path / 'broken.safetensors'
+    broken.write_bytes(b'\x00' * 64)
+    search.node.status['output'] = str(broken)
+    search.node._deploy()
+    deploy = search.node.status['deploy']
+    assert not deploy['ok'] and 'broken.safetensors' in deploy['message'], deploy
+    assert recogniser.node._engine.name == before
+    published = json.loads(json.dumps(search.node.status))  # what ~/status carries
+    assert published['deploy']['ok'] is False
+
+
+def test_no_recogniser_and_no_checkpoint_are_reported(nodes, tmp_path, checkpoint,
+                                                      monkeypatch):
+    monkeypatch.setattr(search_module, 'DEPLOY_WAIT_S', 1.0)
+    search = _search(nodes, tmp_path, '/robot3')
+    search.node.status['output'] = str(checkpoint)
+    search.node._deploy()
+    deploy = search.node.status['deploy']
+    assert not deploy['ok']
+    assert deploy['message'] == '/robot3/activity_recognizer/set_parameters is not available'
+    search.node.status['output'] = str(tmp_path / 'nothing_here')
+    search.node._deploy()
+    assert 'no checkpoint found' in search.node.status['deploy']['message']
+    assert search.set(deploy_node='')[0].successful
+    search.node._deploy()
+    assert search.node.status['deploy'] == {'ok': False, 'message': 'deploy_node is empty'}
