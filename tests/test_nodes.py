@@ -135,6 +135,14 @@ def test_bad_frames_are_counted_and_survived(recogniser, probe):
 
 
 def test_parameters_change_live_and_bad_model_is_rejected(recogniser, probe, tmp_path):
+    try:
+        _change_live_and_swap_models(probe, tmp_path)
+    finally:  # the module's recogniser goes back to how its fixture started it
+        assert probe.set_parameters(NODE, {'model': DEFAULT_MODEL, 'top_k': 3,
+                                           'score_threshold': 0.0}) == [(True, '')] * 3
+
+
+def _change_live_and_swap_models(probe, tmp_path):
     import torch
 
     from vas_ros.models.checkpoint import save_checkpoint
