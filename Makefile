@@ -21,8 +21,11 @@ $(STAMP): requirements.txt setup.py setup.cfg package.xml
 lint: venv
 	$(BIN)/ruff check .
 
+# Coverage counts the subprocesses too (pyproject.toml); the total is printed last.
 test: venv lint
-	$(BIN)/python -m pytest
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m pytest --cov --cov-report=
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m coverage report --skip-covered --sort=cover | tail -n 25
+	@echo "total coverage (lines, subprocesses included): $$(COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m coverage report --format=total)%"
 
 demo: venv
 	$(BIN)/vas-ros demo
