@@ -160,3 +160,17 @@ def test_inference_path_and_stride_seconds_switch_live(models, node_and_probe):
     for bad in (dict(stride_seconds=-1.0), dict(inference_path='warp')):
         assert not running.set(**bad)[0].successful
     assert node._engine.path == 'channels_last'
+
+
+def test_the_window_keeps_model_sized_frames_of_a_large_camera(models, node_and_probe):
+    running, probe = node_and_probe('large', model=str(models['rgb']), device='cpu',
+                                    hop_frames=4, num_threads=1, queue_depth=50,
+                                    reliability='reliable')
+    node = running.node
+    size = node._engine.spec.size
+    big = [np.full((1080, 1920, 3), 20 * i % 255, np.uint8) for i in range(6)]
+    _publish(probe, '/large/image', big)
+    assert probe.wait_for(lambda: node.frames_received >= len(big), 60)
+    window = [entry[1] for entry in node._buffer._window]
+    assert window and all(frame.shape == (size, size, 3) for frame in window)
+    assert node._latest_frame.shape == (1080, 1920, 3)  # for activity/image only

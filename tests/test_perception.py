@@ -108,6 +108,7 @@ def test_rgb8_without_padding_is_a_view_of_the_message_buffer():
     (dict(encoding='rgb8', height=4, width=4, step=10), 'wrong_step'),
     (dict(encoding='rgb8', height=8, width=4, step=12), 'truncated'),
     (dict(encoding='32FC1', height=4, width=4, step=15), 'wrong_step'),
+    (dict(encoding='mono8', height=8000, width=8000, step=8000), 'too_large'),
     (dict(encoding='bayer_rggb9', height=4, width=4, step=4), 'unknown_encoding'),
     (dict(encoding='bayer_rggb8', height=3, width=4, step=4), 'odd_width'),
     (dict(encoding='yuv422', height=4, width=3, step=6), 'odd_width'),

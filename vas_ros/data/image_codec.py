@@ -29,6 +29,9 @@ import numpy as np
 from vas_ros.errors import VasError
 
 DEPTH_MAX_M = 10.0
+# 8K UHD (7680 x 4320). Larger frames are refused before they are decoded: an 8000 x 8000
+# frame is 192 MB as RGB, and no camera a robot carries sends one.
+MAX_PIXELS = 7680 * 4320
 
 
 class ImageError(VasError):
@@ -93,6 +96,9 @@ def decode_raw(data, encoding: str, height: int, width: int, step: int,
     height, width, step = int(height), int(width), int(step)
     if height <= 0 or width <= 0:
         raise ImageError('zero_size', f'image has zero size ({width}x{height})')
+    if height * width > MAX_PIXELS:
+        raise ImageError('too_large', f'{encoding} {width}x{height} is larger than the '
+                                      f'{MAX_PIXELS:,} pixels (8K UHD) this decoder accepts')
     row_bytes = width * channels * depth
     if step < row_bytes:
         raise ImageError('wrong_step', f'step {step} is smaller than a row of {width} '

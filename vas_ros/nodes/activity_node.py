@@ -37,6 +37,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from vas_ros.data.image_codec import ImageError, image_msg_to_rgb
+from vas_ros.data.transforms import resize_frame
 from vas_ros.errors import VasError
 from vas_ros.nodes.common import declare_checked, latched_qos, sensor_qos, stamp_dict, stamp_to_sec
 from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
@@ -130,6 +131,7 @@ class ActivityNode(Node):
         self._callback_ms: deque = deque(maxlen=300)
         self._latency_ms: deque = deque(maxlen=100)
         self._last_label = ''
+        self._latest_frame: np.ndarray | None = None
         self.model_error = ''
 
         self._engine: InferenceEngine | None = None
@@ -281,10 +283,14 @@ class ActivityNode(Node):
         stamp = stamp_to_sec(header.stamp)
         if stamp == 0.0:  # an unstamped driver: use arrival time
             stamp = time.time()
-        buffer = self._buffer
+        buffer, engine = self._buffer, self._engine
         clip = None
-        if buffer is not None:
-            clip = buffer.push(rgb, stamp, meta=(header.stamp, header.frame_id), received=now)
+        if buffer is not None and engine is not None:
+            # Only the model-sized frame is kept (the engine would resize it the same way):
+            # a window of 4K or 8000 x 8000 frames would otherwise take gigabytes.
+            self._latest_frame = rgb  # full size, for activity/image only
+            clip = buffer.push(resize_frame(rgb, engine.spec.size), stamp,
+                               meta=(header.stamp, header.frame_id), received=now)
         dropped = clip is not None and self._mailbox.put(clip)
         with self._stats_lock:
             self.frames_received += 1
@@ -338,20 +344,22 @@ class ActivityNode(Node):
             self._latency_ms.append(latency['total'])
             self._last_label = label
         if self._pub_image.get_subscription_count() > 0:
-            self._pub_image.publish(self._annotate(clip, label, prediction.score))
+            self._pub_image.publish(self._annotate(self._latest_frame, clip.meta, label,
+                                                   prediction.score))
 
     @staticmethod
-    def _annotate(clip, label: str, score: float) -> Image:
+    def _annotate(latest: np.ndarray, meta, label: str, score: float) -> Image:
+        """The newest camera frame at full size with the label drawn on it."""
         import cv2
 
-        frame = np.ascontiguousarray(clip.frame_list[-1]).copy()
+        frame = np.ascontiguousarray(latest).copy()
         scale = max(frame.shape[1] / 640.0, 0.4)
         text = f'{label} {score:.2f}'
         cv2.rectangle(frame, (0, 0), (frame.shape[1], int(28 * scale) + 4), (0, 0, 0), -1)
         cv2.putText(frame, text, (4, int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
                     (255, 255, 0), max(1, int(2 * scale)), cv2.LINE_AA)
         msg = Image()
-        msg.header.stamp, msg.header.frame_id = clip.meta
+        msg.header.stamp, msg.header.frame_id = meta
         msg.height, msg.width = frame.shape[:2]
         msg.encoding = 'rgb8'
         msg.step = frame.shape[1] * 3
