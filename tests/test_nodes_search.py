@@ -53,7 +53,8 @@ def test_start_report_cancel_and_resume_after_restart(ros_env, tiny_data, tmp_pa
     out = tmp_path / 'search'
     # Far more rounds than can run before the test cancels: the tiny space trains a
     # candidate in well under a second, and 200 rounds could finish before the cancel.
-    params = _search_params(tiny_data, out, rounds=100_000, proxy_steps=3)
+    params = _search_params(tiny_data, out, rounds=100_000, proxy_steps=3,
+                            resume_on_start=True)
     node = start_node('search_node', params, env=ros_env, log_path=tmp_path / 'node1.log')
     with Probe('test_search') as probe:
         probe.listen(STATUS, String, latched_qos())

@@ -113,3 +113,16 @@ def test_no_recogniser_and_no_checkpoint_are_reported(nodes, tmp_path, checkpoin
     assert search.set(deploy_node='')[0].successful
     search.node._deploy()
     assert search.node.status['deploy'] == {'ok': False, 'message': 'deploy_node is empty'}
+
+
+def test_an_interrupted_search_waits_for_start_unless_asked_to_resume(nodes, tmp_path):
+    out = tmp_path / 'search'
+    out.mkdir()
+    (out / 'node_state.json').write_text(json.dumps({'wanted': 'running', 'time': 0}))
+    # What the node would have streamed before the robot went down.
+    (out / 'progress.jsonl').write_text(json.dumps({'state': 'running', 'round': 3}) + '\n')
+    search = nodes(SearchNode, '/boot', output_dir=str(out), data=str(tmp_path / 'nowhere'))
+    assert search.node._param('resume_on_start') is False
+    assert search.node._child is None  # nothing heavy started by itself
+    assert search.node.status['state'] == 'cancelled', search.node.status
+    assert '~/start resumes it' in search.node.status['message']

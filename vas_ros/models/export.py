@@ -23,10 +23,17 @@ class ExportCheck:
     max_abs_diff: float
     top1_agree: bool
     batch: int
+    max_abs_logit: float = 1.0
+
+    def passes(self, atol: float) -> bool:
+        """Top-1 agrees and |eager - exported| <= atol, scaled by the largest eager logit
+        when that is above 1: fp32 summation order moves logits of 4000 (a random-init
+        EvaNet-A) by 1e-3 while their relative error stays near 1e-7."""
+        return self.top1_agree and self.max_abs_diff <= atol * max(1.0, self.max_abs_logit)
 
     def to_dict(self) -> dict:
         return {'max_abs_diff': self.max_abs_diff, 'top1_agree': self.top1_agree,
-                'batch': self.batch}
+                'batch': self.batch, 'max_abs_logit': self.max_abs_logit}
 
 
 def export_onnx(model, spec: InputSpec, path, metadata: dict | None = None):
@@ -86,7 +93,7 @@ def check_export(model, spec: InputSpec, path, fmt: str, batch: int = 2,
     exported = run_exported(path, fmt, inputs)
     diff = float(abs(eager - exported).max())
     agree = bool((eager.argmax(1) == exported.argmax(1)).all())
-    return ExportCheck(diff, agree, batch)
+    return ExportCheck(diff, agree, batch, float(abs(eager).max()))
 
 
 def export_checkpoint(checkpoint, fmt: str, out) -> tuple[Path, ExportCheck]:

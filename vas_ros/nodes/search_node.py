@@ -9,9 +9,10 @@ transient-local). When the search is done and `deploy_node` names a running
 parameter through its parameter service.
 
 Everything lives in `output_dir` (store, progress, log, results). A search that was
-running when its node stopped is resumed from its store when the node starts again with
-the same `output_dir` (parameter `resume_on_start`); the child also gets SIGTERM if this
-node dies, so the store is never written by two searches.
+running when its node stopped is resumed from its store by the next `~/start`, or when the
+node starts again with the same `output_dir` if `resume_on_start` is set (off by default:
+a heavy search does not restart itself on every boot after a crash); the child also gets
+SIGTERM if this node dies, so the store is never written by two searches.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ PARAMETERS = {
     'threads': (0, 'torch threads for the search; 0 = the search default'),
     'space_options': ([''], "search-space options KEY=VALUE (VALUE as JSON), e.g. "
                             "'max_filters=64'; [''] = none"),
-    'resume_on_start': (True, 'resume a search this node was running when it stopped'),
+    'resume_on_start': (False, 'resume, at start-up, a search this node was running when it '
+                               'stopped (off: a search that crashed a robot does not '
+                               'restart on every boot; ~/start resumes it)'),
 }
 
 
