@@ -49,8 +49,7 @@ def check_output(path, flag: str, kind: str = 'file', inputs=()) -> Path:
         if given is None or str(given) == '':
             continue
         source = Path(given).expanduser().resolve()
-        if target == source or (kind == 'dir' and source.is_relative_to(target)
-                                and source.exists()):
+        if target == source:
             raise VasError(f'{flag} {path} is the input {given}: writing it would destroy '
                            f'what it is made from; choose another path')
     if kind == 'file' and path.is_dir():
