@@ -126,3 +126,21 @@ def test_an_interrupted_search_waits_for_start_unless_asked_to_resume(nodes, tmp
     assert search.node._child is None  # nothing heavy started by itself
     assert search.node.status['state'] == 'cancelled', search.node.status
     assert '~/start resumes it' in search.node.status['message']
+
+
+def test_a_failing_search_is_reported_in_one_line_and_nothing_is_deployed(nodes, tmp_path):
+    import time as clock
+
+    not_data = tmp_path / 'empty_folder'  # exists, so the node starts the search; no splits
+    not_data.mkdir()
+    search = _search(nodes, tmp_path, '/robot4', data=str(not_data), latency_budget_ms=50.0)
+    ok, message = search.node.start_search()
+    assert ok, message
+    deadline = clock.monotonic() + 120
+    while search.node.status['state'] == 'running' and clock.monotonic() < deadline:
+        clock.sleep(0.1)  # polls the state the watcher thread sets when the child exits
+    status = search.node.status
+    assert status['state'] == 'failed', status
+    assert status['message'].startswith('search exited with code 2: vas-ros search: error:')
+    assert 'Traceback' not in status['message'] and str(not_data) in status['message']
+    assert status.get('deploy') is None  # a failed search deploys nothing
