@@ -4,7 +4,6 @@ failure is a VasError, so the user gets one line and exit code 2."""
 from __future__ import annotations
 
 import math
-import os
 
 from vas_ros.errors import VasError
 
@@ -19,14 +18,4 @@ def finite_positive(value: float | None, flag: str) -> float | None:
 def at_least(value: int | None, low: int, flag: str) -> int | None:
     if value is not None and value < low:
         raise VasError(f'{flag} must be >= {low}, got {value}')
-    return value
-
-
-def thread_count(value: int | None, flag: str = '--threads') -> int | None:
-    """A torch/ONNX Runtime thread count this machine can start (OpenMP aborts the process
-    on absurd counts instead of raising)."""
-    cpus = os.cpu_count() or 1
-    if value is not None and not 1 <= value <= 4 * cpus:
-        raise VasError(f'{flag} must be between 1 and {4 * cpus} (this machine has {cpus} '
-                       f'CPUs), got {value}')
     return value

@@ -72,11 +72,12 @@ def run(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from vas_ros.commands._checks import at_least, thread_count
+    from vas_ros.commands._checks import at_least
     from vas_ros.errors import VasError
     from vas_ros.models.inference import compare_logits, prepare_inference
     from vas_ros.models.introspect import count_macs, count_params
     from vas_ros.search.latency import measure_flow_latency, measure_latency
+    from vas_ros.training.devices import thread_count
 
     if args.check_clips < 1:
         raise VasError(f'--check-clips must be >= 1, got {args.check_clips}')

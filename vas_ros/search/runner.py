@@ -117,7 +117,7 @@ class SearchSettings:
     def check(self) -> None:
         """Every setting checked before the store is opened, so a bad value never leaves
         a half-made store that a corrected rerun would refuse."""
-        from vas_ros.training.devices import resolve_device
+        from vas_ros.training.devices import resolve_device, thread_count
 
         if self.strategy not in STRATEGIES:
             raise VasError(f'--strategy must be one of {", ".join(STRATEGIES)}, '
@@ -160,12 +160,8 @@ class SearchSettings:
             raise VasError(f'--tournament must be >= 1, got {self.tournament}')
         if self.workers < 1:
             raise VasError(f'--workers must be >= 1, got {self.workers}')
-        cpus = os.cpu_count() or 1
-        for flag, value in (('--threads', self.threads),
-                            ('--latency-threads', self.latency_threads)):
-            if value is not None and not 1 <= value <= 4 * cpus:
-                raise VasError(f'{flag} must be between 1 and {4 * cpus} (this machine has '
-                               f'{cpus} CPUs), got {value}')
+        thread_count(self.threads, '--threads')
+        thread_count(self.latency_threads, '--latency-threads')
         resolve_device(self.device)
         _check_paths(self)
 

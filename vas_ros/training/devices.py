@@ -27,3 +27,17 @@ def resolve_device(name: str | None = 'auto'):
                            f'visible (indices 0..{torch.cuda.device_count() - 1})')
         return torch.device('cuda', index)
     raise VasError(f'device {name!r}: expected auto, cpu, cuda or cuda:N')
+
+
+def thread_count(value: int | None, flag: str = '--threads') -> int | None:
+    """A torch/ONNX Runtime thread count this machine can start (OpenMP aborts the process
+    on absurd counts instead of raising); None passes (the default)."""
+    import os
+
+    from vas_ros.errors import VasError
+
+    cpus = os.cpu_count() or 1
+    if value is not None and not 1 <= value <= 4 * cpus:
+        raise VasError(f'{flag} must be between 1 and {4 * cpus} (this machine has {cpus} '
+                       f'CPUs), got {value}')
+    return value
