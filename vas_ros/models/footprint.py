@@ -26,10 +26,12 @@ GRADIENT_COPIES = 1
 # Backward needs the gradient of the largest activation beside the saved ones (and the
 # allocator rounds up); this many extra largest activations cover it.
 BACKWARD_TRANSIENTS = 3
-# Allocator slack, conv workspaces and autograd bookkeeping that no tensor shape shows;
-# measured training peaks of small models (evanet_tiny, assemblenet_tiny) exceed the
-# tensor sum by up to 25 MB.
-RUNTIME_OVERHEAD_BYTES = 64 * 2**20
+# What the runtime adds that no tensor shape shows: allocator slack, conv workspaces, the
+# library code the first kernels page in. Inference of a trivial conv net adds 8 MB to a
+# fresh process; its first AdamW training steps add 173 MB (autograd, backward kernels), at
+# 1 and 2 threads alike (AMD EPYC, torch 2.14.1, peaks read as VmHWM).
+INFERENCE_RUNTIME_BYTES = 64 * 2**20
+TRAINING_RUNTIME_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Footprint:
     def inference_bytes(self, batch: int = 1) -> int:
         """Weights plus the two largest live activations (input and output of an op)."""
         return (self.weight_bytes + 2 * batch * self.largest_activation_bytes
-                + RUNTIME_OVERHEAD_BYTES)
+                + INFERENCE_RUNTIME_BYTES)
 
     def training_bytes(self, batch: int) -> int:
         """Weights, gradients, AdamW state, saved activations and backward transients."""
@@ -68,7 +70,7 @@ class Footprint:
         states = self.weight_bytes * (1 + GRADIENT_COPIES + OPTIMIZER_COPIES)
         activations = batch * (self.train_activation_bytes_per_clip
                                + BACKWARD_TRANSIENTS * self.largest_activation_bytes)
-        return states + activations + RUNTIME_OVERHEAD_BYTES
+        return states + activations + TRAINING_RUNTIME_BYTES
 
 class _Tally:
     """Counts what a meta forward pass does; used as a TorchDispatchMode."""

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vas_ros.peak_memory import peak_rss_mb
+
 
 def _median(values) -> float | None:
     values = list(values)
@@ -36,16 +38,6 @@ def _cpu_seconds(pid: int) -> float:
 
     fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-
-def _peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-            if line.startswith('VmHWM:'):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
 
 
 class _Stream:
@@ -305,7 +297,7 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
                 _plot(Path(out) / 'node_overload_latency.png', times, e2e,
                       [r['engine_ms'] for r in rows], over_fps)
                 report['plot'] = str(Path(out) / 'node_overload_latency.png')
-            report['recogniser_peak_rss_mb'] = _peak_rss_mb(node.pid)
+            report['recogniser_peak_rss_mb'] = peak_rss_mb(node.pid)
     finally:
         stop_node(node)
     report['bare_model_ms']['total_after'] = _median(b['total'] for b in bare_run())

@@ -33,7 +33,6 @@ import csv
 import json
 import math
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -41,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vas_ros.errors import VasError
+from vas_ros.peak_memory import peak_rss_mb
 from vas_ros.search.engine import (
     STRATEGIES,
     EngineConfig,
@@ -244,9 +244,9 @@ class MemoryConstraint:
     """Proxy training's estimated peak memory (at `batch` clips) must fit `cap_mb`."""
 
     def __init__(self, footprints: Footprints, cap_mb: float, batch: int):
-        from vas_ros.models.footprint import RUNTIME_OVERHEAD_BYTES
+        from vas_ros.models.footprint import TRAINING_RUNTIME_BYTES
 
-        floor_mb = RUNTIME_OVERHEAD_BYTES / 2**20
+        floor_mb = TRAINING_RUNTIME_BYTES / 2**20
         if cap_mb <= floor_mb:
             raise VasError(f'--max-memory-mb {cap_mb:g} leaves no room: training any model '
                            f'takes more than {floor_mb:.0f} MB')
@@ -396,7 +396,7 @@ def evaluate_task(payload: dict) -> dict:
             'steps': int(result.steps), 'next_genome': next_genome,
             'inherited': round(float(result.extra.get('inherited', 0.0)), 4),
             'val_loss': _finite(result.val_metrics.get('loss')),
-            'peak_rss_mb': _own_peak_rss_mb()}
+            'peak_rss_mb': peak_rss_mb()}
 
 
 def _finite(value) -> float | None:
@@ -421,7 +421,7 @@ def final_training_task(payload: dict) -> dict:
         return {'ok': False, 'error': 'final training wrote no checkpoint'}
     reply = {'ok': True, 'val_top1': float(result.val_top1), 'seconds': float(result.seconds),
              'steps': int(result.steps), 'checkpoint': str(result.checkpoint),
-             'history': result.history, 'peak_rss_mb': _own_peak_rss_mb()}
+             'history': result.history, 'peak_rss_mb': peak_rss_mb()}
     if not payload['out']:  # remote worker: ship the file back
         reply['checkpoint_bytes'] = Path(result.checkpoint).read_bytes()
         shutil.rmtree(out, ignore_errors=True)
@@ -549,10 +549,6 @@ def screen_report(records: list[CandidateRecord], budget_ms: float,
     }
 
 
-def _own_peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 class PeakMemory:
     """Peak resident memory of the driver and of the largest worker, as the workers report
     it with each result (this run only; a resumed search starts counting afresh)."""
@@ -565,7 +561,7 @@ class PeakMemory:
         return result
 
     def to_dict(self) -> dict:
-        return {'driver': _own_peak_rss_mb(), 'largest_worker': self.worker}
+        return {'driver': peak_rss_mb(), 'largest_worker': self.worker}
 
 
 def _summary(settings: SearchSettings, state: str, store: SearchStore, best, backend_info,
