@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from inprocess import RunningNode
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
+from vas_ros.msg import ActivityResult
 from vas_ros.nodes.activity_node import ActivityNode
 from vas_ros.nodes.probe import Probe
 
@@ -44,7 +44,7 @@ def node_and_probe(request):
     def make(name: str, **params):
         running = RunningNode(ActivityNode, f'/{name}', **params)
         probe = Probe(f'probe_{name}')
-        probe.listen(f'/{name}/activity/result', String)
+        probe.listen(f'/{name}/activity/result', ActivityResult)
         made.append((running, probe))
         assert probe.wait_for_subscriber(f'/{name}/image', Image, timeout=30)
         return running, probe
@@ -97,10 +97,10 @@ def test_overload_drops_clips_and_keeps_results_fresh(models, node_and_probe):
     assert stats['dropped_clips'] > 0, stats
     assert stats['clips_inferred'] + stats['dropped_clips'] >= due - 1, stats
     assert stats['clips_inferred'] < due, stats
-    latest = probe.json_messages(results)[-1]
+    latest = probe.dicts(results)[-1]
     # Latency stays bounded: a clip waits for at most the one inference ahead of it, never
     # for a backlog of them.
-    model_ms = max(m['latency_ms']['total'] for m in probe.json_messages(results))
+    model_ms = max(m['latency_ms']['total'] for m in probe.dicts(results))
     assert latest['latency_ms']['queue'] <= 2 * model_ms + 250, latest['latency_ms']
 
 
@@ -113,7 +113,7 @@ def test_a_flow_model_runs_end_to_end_and_flow_method_switches_live(models, node
     assert spec.needs_flow and spec.flow_method == 'dis'
     _publish(probe, '/flow/image', _frames(spec.span + 6))
     assert probe.wait_for(lambda: len(probe.received(results)) >= 2, 60)
-    first = probe.json_messages(results)[-1]
+    first = probe.dicts(results)[-1]
     assert first['model'] == 'tvn_tiny_flow' and first['label'] in CLASSES
     assert first['latency_ms']['flow'] > 0 and set(first['top_k'][0]) >= {'label', 'score'}
 
@@ -145,7 +145,7 @@ def test_inference_path_and_stride_seconds_switch_live(models, node_and_probe):
     assert node._buffer.stride_seconds == pytest.approx(0.1)
 
     def strided() -> list[dict]:  # results on frames stamped after the switch (t >= 2e9 s)
-        return [r for r in probe.json_messages(results) if r['first_stamp'] >= 2e9]
+        return [r for r in probe.dicts(results) if r['first_stamp'] >= 2e9]
 
     _publish(probe, '/switch/image', _frames(span + 1), first_ns=2 * 10**18)
     assert probe.wait_for(lambda: node.frames_received >= 2 * span + 3, 30)

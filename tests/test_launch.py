@@ -18,6 +18,7 @@ import yaml
 from std_msgs.msg import String
 
 from vas_ros.errors import VasError
+from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes.common import latched_qos
 from vas_ros.nodes.composition import config_dir, load_params
 from vas_ros.nodes.probe import Probe, stop_node
@@ -129,14 +130,14 @@ def test_vas_ros_run_demo_composition_recognises_the_video_source(ros_env):
                             stderr=subprocess.STDOUT)
     try:
         with Probe('test_run') as probe:
-            probe.listen('activity/result', String)
+            probe.listen('activity/result', ActivityResult)
             probe.listen('video_source/label', String)
-            probe.listen('activity/labels', String, latched_qos())
+            probe.listen('activity/labels', LabelInfo, latched_qos())
             assert probe.wait_for(lambda: len(probe.received('activity/result')) >= 3
                                   and probe.received('video_source/label'), 90), \
                 proc.poll()
-            assert probe.json_messages('activity/labels')[-1]['model'] == 'tvn_tiny_synth'
-            label = probe.json_messages('video_source/label')[-1]
+            assert probe.dicts('activity/labels')[-1]['model'] == 'tvn_tiny_synth'
+            label = probe.dicts('video_source/label')[-1]
             assert label['first_stamp'] < label['last_stamp']
     finally:
         stop_node(proc)

@@ -12,6 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes.common import latched_qos, sensor_qos, stamp_to_sec
 from vas_ros.nodes.probe import Probe, start_node, stop_node
 from vas_ros.perception.engine import DEFAULT_MODEL, SHIPPED_DIR
@@ -30,9 +31,9 @@ DEEP = {'reliability': 'reliable', 'queue_depth': 1000}
 def probe():
     with Probe('test_nodes') as client:
         client.publisher('image', Image, qos=sensor_qos('reliable', 1000))
-        client.listen('activity/result', String)
+        client.listen('activity/result', ActivityResult)
         client.listen('activity', String)
-        client.listen('activity/labels', String, latched_qos())
+        client.listen('activity/labels', LabelInfo, latched_qos())
         client.listen('/diagnostics', DiagnosticArray)
         yield client
 
@@ -51,7 +52,7 @@ def recogniser(ros_env, tmp_path_factory, probe):
 
 
 def _results_since(probe, count: int) -> list[dict]:
-    return probe.json_messages('activity/result')[count:]
+    return probe.dicts('activity/result')[count:]
 
 
 def _diagnostics(probe, node: str = '/' + NODE) -> dict:
@@ -73,15 +74,17 @@ def test_shipped_model_labels_synthetic_actions(recogniser, probe):
 
     proc, log = recogniser
     assert probe.wait_for(lambda: probe.received('activity/labels'), 30)
-    assert probe.json_messages('activity/labels')[-1]['classes'] == list(CLASSES)
+    assert probe.dicts('activity/labels')[-1]['classes'] == list(CLASSES)
     start = len(probe.received('activity/result'))
     rng = np.random.default_rng(2024)
     truth = []  # (first stamp, last stamp, label)
+    sent = set()  # every header stamp published, exactly
     for label in CLASSES:
         stamps = []
         for frame in render_clip(label, rng, size=112, frames=16):
             msg = probe.image(frame)
             stamps.append(stamp_to_sec(msg.header.stamp))
+            sent.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
             probe.publish_image('image', msg)
         truth.append((stamps[0], stamps[-1], label))
 
@@ -99,6 +102,16 @@ def test_shipped_model_labels_synthetic_actions(recogniser, probe):
     assert sum(judged) / len(judged) >= 0.7, judged
     result = _results_since(probe, start)[-1]
     assert result['model'] == DEFAULT_MODEL and result['frame_id'] == 'camera'
+    # The typed result carries the header of the clip's last frame, exactly as it was sent.
+    typed = probe.received('activity/result')[-1]
+    assert typed.header.stamp == typed.window_end and typed.header.frame_id == 'camera'
+    assert (typed.window_start.sec, typed.window_start.nanosec) in sent
+    assert (typed.window_end.sec, typed.window_end.nanosec) in sent
+    assert stamp_to_sec(typed.window_start) < stamp_to_sec(typed.window_end)
+    assert [h.class_id for h in typed.hypotheses] == [CLASSES.index(h.label)
+                                                      for h in typed.hypotheses]
+    labels = probe.received('activity/labels')[-1]
+    assert list(labels.class_names) == list(CLASSES) and labels.model == DEFAULT_MODEL
     assert set(result['latency_ms']) >= {'preprocess', 'flow', 'model', 'total', 'queue'}
     assert len(result['top_k']) == 3
     assert probe.received('activity')[-1].data in CLASSES
@@ -175,7 +188,7 @@ def _change_live_and_swap_models(probe, tmp_path):
                             ['a', 'b', 'c'], input_spec_for(arch))
     assert probe.set_parameters(NODE, {'model': str(other), 'score_threshold': 0.0}) == \
         [(True, '')] * 2
-    assert probe.wait_for(lambda: probe.json_messages('activity/labels')[-1]['classes']
+    assert probe.wait_for(lambda: probe.dicts('activity/labels')[-1]['classes']
                           == ['a', 'b', 'c'], 10)
     start = len(probe.received('activity/result'))
     _publish_noise(probe, 24, seed=3)
@@ -196,7 +209,7 @@ def test_compressed_images_and_corrupt_data(ros_env, tmp_path, probe):
                                         'num_threads': 1, **DEEP}, env=ros_env, log_path=log,
                       remaps={'__ns': '/cam2'})
     try:
-        probe.listen('/cam2/activity/result', String)
+        probe.listen('/cam2/activity/result', ActivityResult)
         publisher = probe.publisher('/cam2/image/compressed', CompressedImage,
                                     qos=sensor_qos('reliable', 1000))
         assert probe.wait_for_subscriber('/cam2/image/compressed', CompressedImage, 90), \

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from inprocess import RunningNode
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
+from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes import search_node as search_module
 from vas_ros.nodes.activity_node import ActivityNode
 from vas_ros.nodes.common import latched_qos
@@ -69,17 +69,17 @@ def test_deploy_in_a_namespace_switches_the_recogniser_and_its_results(nodes, tm
     assert deploy['checkpoint'] == str(checkpoint)
     assert recogniser.node._engine.name == 'searched_best'
     with Probe('deploy_results') as probe:
-        probe.listen('/robot1/activity/result', String)
-        probe.listen('/robot1/activity/labels', String, latched_qos())
+        probe.listen('/robot1/activity/result', ActivityResult)
+        probe.listen('/robot1/activity/labels', LabelInfo, latched_qos())
         assert probe.wait_for(lambda: probe.received('/robot1/activity/labels'), 30)
-        assert probe.json_messages('/robot1/activity/labels')[-1]['classes'] == CLASSES
+        assert probe.dicts('/robot1/activity/labels')[-1]['classes'] == CLASSES
         assert probe.wait_for_subscriber('/robot1/image', Image, timeout=30)
         frame = np.zeros((64, 64, 3), np.uint8)
         for i in range(recogniser.node._engine.spec.span + 2):
             frame[:, :] = (i * 9) % 255
             probe.publish_image('/robot1/image', probe.image(frame))
         assert probe.wait_for(lambda: probe.received('/robot1/activity/result'), 60)
-        result = probe.json_messages('/robot1/activity/result')[-1]
+        result = probe.dicts('/robot1/activity/result')[-1]
     assert result['model'] == 'searched_best' and result['label'] in CLASSES + ['unknown']
 
 

@@ -59,6 +59,8 @@ def run(args) -> int:
     from std_msgs.msg import String
 
     from vas_ros.errors import VasError
+    from vas_ros.msg import ActivityResult, LabelInfo
+    from vas_ros.nodes.activity_msgs import message_dict
     from vas_ros.nodes.common import latched_qos
     from vas_ros.nodes.probe import Probe, start_node, stop_node
     from vas_ros.perception.engine import resolve_model_path
@@ -81,17 +83,17 @@ def run(args) -> int:
     procs = []
     with Probe('vas_ros_demo') as probe:
         def on_result(_now, msg):
-            body = json.loads(msg.data)
+            body = message_dict(msg)
             body['e2e_ms'] = (time.time() - body['last_stamp']) * 1e3
             results.append(body)
             print(f'  {body["label"]:<11} score {body["score"]:.2f}  '
                   f'end-to-end {body["e2e_ms"]:6.1f} ms  (model '
                   f'{body["latency_ms"].get("model", float("nan")):.1f} ms)', flush=True)
 
-        probe.listen('activity/result', String, callback=on_result)
+        probe.listen('activity/result', ActivityResult, callback=on_result)
         probe.listen('video_source/label', String,
                      callback=lambda _now, msg: truths.append(json.loads(msg.data)))
-        probe.listen('activity/labels', String, qos=latched_qos())
+        probe.listen('activity/labels', LabelInfo, qos=latched_qos())
         # hop 1: a clip after every frame, so each synthetic clip holds whole input windows
         recogniser = {'model': str(model), 'device': args.device, 'hop_frames': 1}
         procs.append(start_node('activity_node', recogniser, env=env,
@@ -100,7 +102,7 @@ def run(args) -> int:
             if not probe.wait_for(lambda: probe.received('activity/labels'), timeout=120):
                 raise VasError(f'the recogniser did not come up in 120 s; see '
                                f'{log_dir / "activity_recognizer.log"}')
-            classes = json.loads(probe.received('activity/labels')[-1].data)['classes']
+            classes = list(probe.received('activity/labels')[-1].class_names)
             print(f'demo: recogniser ready with {len(classes)} classes: {", ".join(classes)}')
             source = {'max_clips': args.clips, 'fps': args.fps, 'clip_frames': CLIP_FRAMES,
                       'seed': 7}

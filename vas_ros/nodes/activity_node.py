@@ -7,15 +7,15 @@ dropped and counted. Parameters changed at run time (model, thresholds, hop, ...
 effect at once; a model that fails to load is rejected and the old one keeps running.
 
 Topics (relative, remap as usual): sub `image` (sensor_msgs/Image) or `image/compressed`
-(CompressedImage, parameter `compressed`); pub `activity` (String: top-1 label or
-`unknown`), `activity/result` (String, JSON), `activity/labels` (String JSON,
-transient-local), `activity/image` (annotated Image, built only while subscribed) and
-`/diagnostics`.
+(CompressedImage, parameter `compressed`); pub `activity/result`
+(vas_ros/ActivityResult: the clip's last-frame header, its window, top-k, latencies),
+`activity/labels` (vas_ros/LabelInfo, transient-local, once per model), `activity`
+(std_msgs/String, the top-1 label or `unknown`, for consumers that only want the word),
+`activity/image` (annotated Image, built only while subscribed) and `/diagnostics`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import threading
@@ -39,7 +39,8 @@ from std_msgs.msg import String
 from vas_ros.data.image_codec import ImageError, image_msg_to_rgb
 from vas_ros.data.transforms import resize_frame
 from vas_ros.errors import VasError
-from vas_ros.nodes.common import declare_checked, latched_qos, sensor_qos, stamp_dict, stamp_to_sec
+from vas_ros.nodes.activity_msgs import interfaces, label_info_message, result_message
+from vas_ros.nodes.common import declare_checked, latched_qos, sensor_qos, stamp_to_sec
 from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
 from vas_ros.perception.frame_buffer import FrameBuffer
 
@@ -145,9 +146,10 @@ class ActivityNode(Node):
         if self._engine is not None:
             self._buffer = self._make_buffer(self._engine, {})
 
+        ActivityResult, _, LabelInfo = interfaces()
         self._pub_activity = self.create_publisher(String, 'activity', 10)
-        self._pub_result = self.create_publisher(String, 'activity/result', 10)
-        self._pub_labels = self.create_publisher(String, 'activity/labels', latched_qos())
+        self._pub_result = self.create_publisher(ActivityResult, 'activity/result', 10)
+        self._pub_labels = self.create_publisher(LabelInfo, 'activity/labels', latched_qos())
         self._pub_image = self.create_publisher(Image, 'activity/image', 2)
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._publish_labels()
@@ -226,8 +228,10 @@ class ActivityNode(Node):
                 self._buffer = self._make_buffer(engine, changes)
             elif self._buffer is not None and 'hop_frames' in changes:
                 self._buffer.hop = int(changes['hop_frames'])
-        if engine is not None and any(name in changes for name in ENGINE_PARAMS):
-            self._publish_labels()
+        if engine is not None and any(name in changes
+                                      for name in (*ENGINE_PARAMS, 'score_threshold')):
+            # The new values are not set yet while this callback runs.
+            self._publish_labels(changes.get('score_threshold'))
         return SetParametersResult(successful=True)
 
     @staticmethod
@@ -327,17 +331,12 @@ class ActivityNode(Node):
     def _publish(self, clip, engine, prediction, started: float) -> None:
         threshold = float(self._param('score_threshold'))
         label = prediction.label if prediction.score >= threshold else 'unknown'
-        stamp, frame_id = clip.meta
         latency = dict(prediction.latency_ms)
         latency['queue'] = (started - clip.received) * 1e3
         latency['node'] = (time.monotonic() - clip.received) * 1e3
-        body = prediction.to_dict()
-        body.update({'stamp': stamp_dict(stamp), 'frame_id': frame_id, 'label': label,
-                     'raw_label': prediction.label, 'model': engine.name,
-                     'first_stamp': clip.first_stamp, 'last_stamp': clip.last_stamp,
-                     'clip_index': clip.index, 'dropped_clips': self.dropped_clips,
-                     'latency_ms': {k: round(v, 3) for k, v in latency.items()}})
-        self._pub_result.publish(String(data=json.dumps(body)))
+        self._pub_result.publish(result_message(
+            clip, prediction, label=label, model=engine.name, classes=engine.classes,
+            latency_ms=latency, dropped_clips=self.dropped_clips))
         self._pub_activity.publish(String(data=label))
         with self._stats_lock:
             self.inferences += 1
@@ -367,13 +366,16 @@ class ActivityNode(Node):
         return msg
 
     # ---------------------------------------------------------------- outputs
-    def _publish_labels(self) -> None:
+    def _publish_labels(self, threshold: float | None = None) -> None:
         engine = self._engine
         if engine is None:
             return
-        self._pub_labels.publish(String(data=json.dumps(
-            {'model': engine.name, 'checkpoint': str(engine.checkpoint_path),
-             'classes': engine.classes})))
+        if threshold is None:
+            threshold = self._param('score_threshold')
+        self._pub_labels.publish(label_info_message(
+            model=engine.name, checkpoint=str(engine.checkpoint_path), classes=engine.classes,
+            threshold=float(threshold),
+            stamp=self.get_clock().now().to_msg()))
 
     def stats(self) -> dict:
         """Counters and medians, as published on /diagnostics."""

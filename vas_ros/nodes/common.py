@@ -80,8 +80,8 @@ def stamp_dict(stamp) -> dict:
 def sec_to_stamp(seconds: float):
     from builtin_interfaces.msg import Time
 
-    sec = int(seconds)
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    total_ns = int(round(seconds * 1e9))
+    return Time(sec=total_ns // 1_000_000_000, nanosec=total_ns % 1_000_000_000)
 
 
 def stop_executor(executor, nodes) -> None:

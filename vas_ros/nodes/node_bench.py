@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vas_ros.nodes.activity_msgs import message_dict
 from vas_ros.peak_memory import peak_rss_mb
 
 
@@ -84,7 +85,7 @@ def _latencies(probe, stream: _Stream, since: int) -> list[dict]:
     with probe._lock:
         arrivals = list(probe.messages['activity/result'])[since:]
     for arrived, msg in arrivals:
-        body = json.loads(msg.data)
+        body = message_dict(msg)
         key = (body['stamp']['sec'], body['stamp']['nanosec'])
         if key not in stream.sent:
             continue
@@ -176,8 +177,8 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
     """
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
-    from std_msgs.msg import String
 
+    from vas_ros.msg import ActivityResult
     from vas_ros.nodes.common import use_large_frame_transport
     from vas_ros.nodes.probe import Probe, start_node, stop_node
     from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
@@ -230,7 +231,7 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
                                         'diagnostics_period': 0.5}, env=env, log_path=log)
     try:
         with Probe('node_bench') as probe:
-            probe.listen('activity/result', String)
+            probe.listen('activity/result', ActivityResult)
             probe.listen('/diagnostics', DiagnosticArray)
             if not probe.wait_for_subscriber('image', Image, timeout=120):
                 raise RuntimeError('the recogniser did not subscribe within 120 s')

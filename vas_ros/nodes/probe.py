@@ -77,8 +77,12 @@ class Probe:
         with self._lock:
             return [msg for _, msg in self.messages[topic]]
 
-    def json_messages(self, topic: str) -> list[dict]:
-        return [json.loads(msg.data) for msg in self.received(topic)]
+    def dicts(self, topic: str) -> list[dict]:
+        """What arrived on `topic` as dicts: typed vas_ros messages field by field, JSON
+        strings parsed."""
+        from vas_ros.nodes.activity_msgs import message_dict
+
+        return [message_dict(msg) for msg in self.received(topic)]
 
     def wait_for(self, predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
         deadline = time.monotonic() + timeout

@@ -33,6 +33,7 @@ class Clip:
     index: int  # how many clips this buffer has produced before this one
     meta: Any = None
     received: float = 0.0  # monotonic time its last frame was pushed
+    first_meta: Any = None  # what came with its first frame
     extra: dict = field(default_factory=dict)
 
     @property
@@ -165,4 +166,4 @@ class FrameBuffer:
         last = chosen[-1]
         return Clip(frame_list=[item[1] for item in chosen],
                     stamps=[item[0] for item in chosen], index=self.clips,
-                    meta=last[2], received=last[3])
+                    meta=last[2], received=last[3], first_meta=chosen[0][2])
