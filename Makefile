@@ -12,7 +12,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt setup.py setup.cfg package.xml CMakeLists.txt tools/build_interfaces.py $(wildcard msg/*.msg)
+$(STAMP): requirements.txt setup.py setup.cfg package.xml CMakeLists.txt tools/build_interfaces.py $(wildcard msg/*.msg action/*.action)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .

@@ -1,4 +1,4 @@
-"""Generate vas_ros's ROS interfaces (msg/) into a venv that holds the PyPI ROS 2 wheels,
+"""Generate vas_ros's ROS interfaces (msg/, action/) into a venv that holds the PyPI ROS 2 wheels,
 so that the editable install (`pip install -e .`) imports them as `vas_ros.msg`.
 
 `make venv` runs this; on a robot `colcon build` does the same from CMakeLists.txt. Here
@@ -11,7 +11,7 @@ it takes three repairs that a ROS install does not need:
   `vas_ros/__init__.py` adds to the package's __path__. On sys.path (or in site-packages)
   their empty __init__.py would shadow the editable install.
 
-Run it again after changing msg/: it rebuilds what changed.
+Run it again after changing msg/ or action/: it rebuilds what changed.
 """
 
 from __future__ import annotations

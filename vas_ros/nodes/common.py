@@ -152,7 +152,7 @@ def declare_checked(node, parameters: dict) -> None:
                            f'{type(default).__name__} like its default {default!r}') from None
 
 
-def run_single(node_factory, argv=None) -> int:
+def run_single(node_factory, argv=None, multi_threaded: bool | None = None) -> int:
     """`main()` of a node executable: init with ROS args, build, spin, clean up."""
     import rclpy
 
@@ -172,4 +172,4 @@ def run_single(node_factory, argv=None) -> int:
         print(f'error: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    return spin_nodes([node])
+    return spin_nodes([node], multi_threaded=multi_threaded)

@@ -124,6 +124,20 @@ class Probe:
         pub = self.publisher(topic, msg_type)
         return self.wait_for(lambda: pub.get_subscription_count() > 0, timeout)
 
+    # ---------------------------------------------------------------- actions
+    def send_goal(self, action_type, name: str, goal, timeout: float = 30.0) -> GoalRun:
+        """Send `goal` to the action server `name`; feedback is recorded as it arrives."""
+        from rclpy.action import ActionClient
+
+        client = ActionClient(self.node, action_type, name)
+        self._subs.append(client)  # keep it alive as long as the probe
+        if not client.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f'action server {name} not available after {timeout} s')
+        feedback: list = []
+        handle = _wait(client.send_goal_async(
+            goal, feedback_callback=lambda msg: feedback.append(msg.feedback)), timeout, 'goal')
+        return GoalRun(client, handle, feedback)
+
     # ---------------------------------------------------------------- services
     def _call(self, srv_type, name: str, request, timeout: float):
         client = self.node.create_client(srv_type, name)
@@ -163,6 +177,34 @@ class Probe:
 
         response = self._call(Trigger, service, Trigger.Request(), timeout)
         return response.success, response.message
+
+
+class GoalRun:
+    """One action goal sent by a Probe: whether it was accepted, its feedback as it came,
+    cancel, and the final (status, result)."""
+
+    def __init__(self, client, handle, feedback: list):
+        self.client, self.handle, self.feedback = client, handle, feedback
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.handle is not None and self.handle.accepted)
+
+    def cancel(self, timeout: float = 30.0):
+        return _wait(self.handle.cancel_goal_async(), timeout, 'cancel')
+
+    def result(self, timeout: float = 300.0):
+        """(GoalStatus code, result message)."""
+        answer = _wait(self.handle.get_result_async(), timeout, 'result')
+        return answer.status, answer.result
+
+
+def _wait(future, timeout: float, what: str):
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    if not done.wait(timeout):
+        raise TimeoutError(f'no {what} within {timeout} s')
+    return future.result()
 
 
 def start_node(module: str, params: dict, env: dict | None = None, log_path=None,

@@ -1,23 +1,33 @@
 """`architecture_search`: run a latency-constrained TVN search on the robot, from ROS.
 
-`~/start` (std_srvs/Trigger) answers at once and runs `vas-ros search tvn` as a child
-process (same Python), so the search gets its own cores and cannot stall this node's
-executor; `~/cancel` sends it SIGTERM (the search stops cleanly and keeps its store).
-Progress from the child's `--progress-jsonl` is relayed on `~/status` (String JSON,
-transient-local). When the search is done and `deploy_node` names a running
-`activity_recognizer`, the best model is deployed by setting that node's `model`
-parameter through its parameter service.
+The action `~/search` (vas_ros/action/Search) takes a goal with the search's settings
+(zero or empty fields: the parameters), sends typed feedback (candidates done, rejected
+and running, best so far, elapsed, ETA) and a result (checkpoint, accuracy, latency,
+deployed); cancelling the goal stops the search cleanly and keeps its store. A goal does
+not resume an earlier search in its output_dir unless it says `resume`.
+
+For callers that only have `ros2 service call`, `~/start` (std_srvs/Trigger, the
+parameters' settings) and `~/cancel` are thin wrappers over the same job. Either way the
+search runs as a child process, `vas-ros search tvn` (same Python), so it gets its own
+cores and cannot stall this node's executor; SIGTERM stops it cleanly. Progress from the
+child's `--progress-jsonl` is also relayed on `~/status` (String JSON, transient-local).
+
+When the search is done and `deploy_node` names a running `activity_recognizer`
+(relative names resolve in this node's namespace), the best model is deployed by setting
+that node's `model` parameter through its parameter service.
 
 Everything lives in `output_dir` (store, progress, log, results). A search that was
-running when its node stopped is resumed from its store by the next `~/start`, or when the
-node starts again with the same `output_dir` if `resume_on_start` is set (off by default:
-a heavy search does not restart itself on every boot after a crash); the child also gets
-SIGTERM if this node dies, so the store is never written by two searches.
+running when its node stopped is resumed from its store by the next `~/start`, by a goal
+with `resume`, or when the node starts again with the same `output_dir` if
+`resume_on_start` is set (off by default: a heavy search does not restart itself on every
+boot after a crash); the child also gets SIGTERM if this node dies, so the store is never
+written by two searches.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -29,6 +39,7 @@ from pathlib import Path
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import String
@@ -86,9 +97,16 @@ class SearchNode(Node):
         self._child: subprocess.Popen | None = None
         self._cancel_requested = False
         self._deploy_clients: dict[str, object] = {}
+        self._overrides: dict = {}  # the running goal's settings (see _setting)
+        self._job_done = threading.Event()
+        self._job_done.set()
         self._pub_status = self.create_publisher(String, '~/status', latched_qos())
         self.create_service(Trigger, '~/start', self._on_start, callback_group=self._group)
         self.create_service(Trigger, '~/cancel', self._on_cancel, callback_group=self._group)
+        self._action = ActionServer(self, _search_action(), '~/search', self._execute,
+                                    goal_callback=self._on_goal,
+                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT,
+                                    callback_group=self._group)
         self.status = {'state': 'idle', 'round': 0, 'candidates': 0, 'best_accuracy': None,
                        'best_latency_ms': None, 'budget_ms': None, 'output': '', 'message': '',
                        'output_dir': '', 'resumed': False}
@@ -98,8 +116,15 @@ class SearchNode(Node):
     def _param(self, name: str):
         return self.get_parameter(name).value
 
+    def _setting(self, name: str):
+        """What the current job uses: the action goal's value where it gave one, else the
+        parameter (a ~/start call uses the parameters alone)."""
+        if name in self._overrides:
+            return self._overrides[name]
+        return self._param(name)
+
     def _dir(self) -> Path:
-        return Path(str(self._param('output_dir'))).expanduser()
+        return Path(str(self._setting('output_dir'))).expanduser()
 
     def _marker(self) -> Path:
         return self._dir() / 'node_state.json'
@@ -137,42 +162,168 @@ class SearchNode(Node):
         return response
 
     def _on_cancel(self, request, response):
+        response.success, response.message = self.cancel_search()
+        return response
+
+    def cancel_search(self) -> tuple[bool, str]:
         with self._lock:
             child = self._child
             if child is None or child.poll() is not None:
-                response.success, response.message = False, 'no search is running'
-                return response
+                return False, 'no search is running'
             self._cancel_requested = True
             child.send_signal(signal.SIGTERM)
         self._write_marker('stopped')
-        response.success = True
-        response.message = f'cancelling search pid {child.pid}; final state on ~/status'
-        return response
+        return True, f'cancelling search pid {child.pid}; final state on ~/status'
+
+    # ---------------------------------------------------------------- the action
+    def _on_goal(self, goal) -> GoalResponse:
+        if self.busy():
+            self.get_logger().warning('search goal rejected: a search is already running '
+                                      '(cancel it first)')
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def busy(self) -> bool:
+        with self._lock:
+            return not self._job_done.is_set() or (
+                self._child is not None and self._child.poll() is None)
+
+    def _execute(self, goal_handle):
+        """One search from goal to result, on the same job as ~/start: feedback twice a
+        second, cancel as ROS 2 actions do (the search stops cleanly, its store is kept)."""
+        Search = _search_action()
+        overrides, problem = self.goal_settings(goal_handle.request)
+        if not problem:
+            with self._lock:
+                if self.busy():
+                    problem = 'a search is already running (cancel it first)'
+                else:
+                    self._overrides = overrides
+        if not problem:
+            ok, message = self.start_search(resumed=bool(goal_handle.request.resume))
+            if not ok:
+                problem = message
+                self._overrides = {}
+        if problem:
+            goal_handle.abort()
+            return Search.Result(success=False, state='failed', message=problem,
+                                 accuracy=math.nan, latency_ms=math.nan)
+        started = time.monotonic()
+        cancelling = False
+        while True:
+            if goal_handle.is_cancel_requested and not cancelling:
+                cancelling = True
+                self.cancel_search()
+            finished = self._job_done.wait(0.5)
+            goal_handle.publish_feedback(self._feedback(time.monotonic() - started))
+            if finished:
+                break
+        result = self._result()
+        self._overrides = {}
+        if cancelling and result.state == 'cancelled':
+            goal_handle.canceled()
+        elif result.success:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        return result
+
+    def goal_settings(self, goal) -> tuple[dict, str]:
+        """A goal's fields as settings over the parameters (zero/empty: the parameter),
+        or the reason it cannot run."""
+        family = goal.family.strip() or 'tvn'
+        if family != 'tvn':
+            return {}, f'family {goal.family!r}: the on-robot search runs tvn'
+        settings: dict = {'deploy': bool(goal.deploy)}
+        for name in ('data', 'strategy', 'output_dir', 'deploy_node'):
+            value = getattr(goal, name).strip()
+            if value:
+                settings[name] = value
+        for name in ('latency_budget_ms', 'time_budget_s', 'population', 'rounds'):
+            value = getattr(goal, name)
+            if not math.isfinite(value) or value < 0:
+                return {}, f'{name} must be a finite number >= 0 (0 = the parameter), ' \
+                           f'got {value}'
+            if value > 0:
+                settings[name] = value
+        options = [o.strip() for o in goal.space_options if o.strip()]
+        if options:
+            settings['space_options'] = options
+        out = Path(str(settings.get('output_dir', self._param('output_dir')))).expanduser()
+        store = out / 'search.sqlite'
+        if goal.resume and not store.is_file():
+            return {}, f'resume: {out} holds no search to resume'
+        if not goal.resume and store.is_file():
+            last = _last_event(out / 'progress.jsonl') or {}
+            return {}, (f'{out} already holds a search (last state: '
+                        f'{last.get("state", "unknown")}); set resume: true to continue it, '
+                        f'or give another output_dir')
+        return settings, ''
+
+    def _feedback(self, elapsed: float):
+        feedback = _search_action().Feedback()
+        status = dict(self.status)
+        done = int(status.get('candidates') or 0)
+        total = int(status.get('total') or 0)
+        eta = math.nan
+        if done > 0 and total > done:
+            eta = elapsed / done * (total - done)
+        limit = float(status.get('time_budget_s') or 0.0)
+        if limit > 0:
+            eta = min(eta, max(0.0, limit - elapsed)) if math.isfinite(eta) else eta
+        feedback.state = str(status.get('state', ''))
+        feedback.candidates_done = done
+        feedback.candidates_rejected = int(status.get('rejected') or 0)
+        feedback.candidates_running = int(status.get('running') or 0)
+        feedback.round = int(status.get('round') or 0)
+        feedback.rounds = int(status.get('rounds') or 0)
+        feedback.best_accuracy = _number(status.get('best_accuracy'))
+        feedback.best_latency_ms = _number(status.get('best_latency_ms'))
+        feedback.elapsed_s = float(elapsed)
+        feedback.eta_s = float(eta)
+        feedback.message = str(status.get('message', ''))[:1000]
+        return feedback
+
+    def _result(self):
+        status = dict(self.status)
+        deploy = status.get('deploy') or {}
+        checkpoint = (_best_checkpoint(status.get('output'), self._dir() / 'result')
+                      if status.get('state') == 'done' else None)
+        wanted = bool(self._overrides.get('deploy', True))
+        deployed = bool(deploy.get('ok'))
+        state = str(status.get('state', 'failed'))
+        return _search_action().Result(
+            success=state == 'done' and (deployed or not wanted), state=state,
+            message=str(status.get('message', '')),
+            checkpoint=str(checkpoint or ''),
+            accuracy=_number(status.get('final_val_top1')),
+            latency_ms=_number(status.get('best_latency_ms')),
+            deployed=deployed, deploy_message=str(deploy.get('message', '')))
 
     def _check(self) -> str:
-        data = str(self._param('data')).strip()
+        data = str(self._setting('data')).strip()
         if not data:
             return 'parameter data is empty: set it to a data set root (vas-ros data synth ...)'
         if not Path(data).expanduser().exists():
             return f'parameter data: {data} does not exist'
-        if not float(self._param('latency_budget_ms')) > 0:
-            return f'latency_budget_ms must be > 0, got {self._param("latency_budget_ms")}'
-        if int(self._param('population')) < 2:
-            return f'population must be >= 2, got {self._param("population")}'
-        if int(self._param('rounds')) < 0:
-            return f'rounds must be >= 0, got {self._param("rounds")}'
-        if float(self._param('time_budget_s')) < 0:
-            return f'time_budget_s must be >= 0, got {self._param("time_budget_s")}'
-        if str(self._param('strategy')) not in ('evolution', 'random'):
-            return f'strategy must be evolution or random, got {self._param("strategy")!r}'
-        if float(self._param('max_memory_mb')) < 0:
-            return f'max_memory_mb must be >= 0, got {self._param("max_memory_mb")}'
-        bad = [o for o in self._param('space_options') if o.strip() and '=' not in o]
+        if not float(self._setting('latency_budget_ms')) > 0:
+            return f'latency_budget_ms must be > 0, got {self._setting("latency_budget_ms")}'
+        if int(self._setting('population')) < 2:
+            return f'population must be >= 2, got {self._setting("population")}'
+        if int(self._setting('rounds')) < 0:
+            return f'rounds must be >= 0, got {self._setting("rounds")}'
+        if float(self._setting('time_budget_s')) < 0:
+            return f'time_budget_s must be >= 0, got {self._setting("time_budget_s")}'
+        if str(self._setting('strategy')) not in ('evolution', 'random'):
+            return f'strategy must be evolution or random, got {self._setting("strategy")!r}'
+        if float(self._setting('max_memory_mb')) < 0:
+            return f'max_memory_mb must be >= 0, got {self._setting("max_memory_mb")}'
+        bad = [o for o in self._setting('space_options') if o.strip() and '=' not in o]
         if bad:
             return f'space_options must be KEY=VALUE, got {bad}'
         for name in ('proxy_steps', 'final_steps', 'latency_repeats', 'threads'):
-            if int(self._param(name)) < 0:
-                return f'{name} must be >= 0, got {self._param(name)}'
+            if int(self._setting(name)) < 0:
+                return f'{name} must be >= 0, got {self._setting(name)}'
         try:
             self._dir().mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -184,21 +335,21 @@ class SearchNode(Node):
     def command(self) -> list[str]:
         out = self._dir()
         cmd = [sys.executable, '-m', 'vas_ros', 'search', 'tvn',
-               '--data', str(Path(str(self._param('data'))).expanduser()),
-               '--latency-budget-ms', str(float(self._param('latency_budget_ms'))),
-               '--population', str(int(self._param('population'))),
-               '--rounds', str(int(self._param('rounds'))),
+               '--data', str(Path(str(self._setting('data'))).expanduser()),
+               '--latency-budget-ms', str(float(self._setting('latency_budget_ms'))),
+               '--population', str(int(self._setting('population'))),
+               '--rounds', str(int(self._setting('rounds'))),
                '--store', str(out / 'search.sqlite'), '--out', str(out / 'result'),
-               '--device', str(self._param('device')), '--seed', str(int(self._param('seed'))),
+               '--device', str(self._setting('device')), '--seed', str(int(self._setting('seed'))),
                '--progress-jsonl', str(out / 'progress.jsonl')]
-        cmd += ['--time-budget-s', str(float(self._param('time_budget_s'))),
-                '--strategy', str(self._param('strategy'))]
-        if float(self._param('max_memory_mb')) > 0:
-            cmd += ['--max-memory-mb', str(float(self._param('max_memory_mb')))]
+        cmd += ['--time-budget-s', str(float(self._setting('time_budget_s'))),
+                '--strategy', str(self._setting('strategy'))]
+        if float(self._setting('max_memory_mb')) > 0:
+            cmd += ['--max-memory-mb', str(float(self._setting('max_memory_mb')))]
         for name in ('proxy_steps', 'final_steps', 'latency_repeats', 'threads'):
-            if int(self._param(name)) > 0:
-                cmd += ['--' + name.replace('_', '-'), str(int(self._param(name)))]
-        for option in self._param('space_options'):
+            if int(self._setting(name)) > 0:
+                cmd += ['--' + name.replace('_', '-'), str(int(self._setting(name)))]
+        for option in self._setting('space_options'):
             if option.strip():
                 cmd += ['--space-option', option.strip()]
         return cmd
@@ -212,9 +363,10 @@ class SearchNode(Node):
             if problem:
                 return False, problem
             self._cancel_requested = False
+            self._job_done.clear()
             self._update({'state': 'running', 'round': 0, 'candidates': 0,
                           'best_accuracy': None, 'best_latency_ms': None,
-                          'budget_ms': float(self._param('latency_budget_ms')),
+                          'budget_ms': float(self._setting('latency_budget_ms')),
                           'message': 'resumed from the store' if resumed else 'started',
                           'resumed': resumed, 'output': '', 'deploy': None},
                          output_dir=str(self._dir()))
@@ -227,6 +379,7 @@ class SearchNode(Node):
             started.wait(30.0)
             if 'error' in outcome:
                 self._update({'state': 'failed', 'message': outcome['error']})
+                self._job_done.set()
                 return False, outcome['error']
             self._child = outcome['child']
             self._write_marker('running')
@@ -237,6 +390,12 @@ class SearchNode(Node):
 
     # ---------------------------------------------------------------- the child
     def _watch(self, started: threading.Event, outcome: dict) -> None:
+        try:
+            self._run_child(started, outcome)
+        finally:
+            self._job_done.set()
+
+    def _run_child(self, started: threading.Event, outcome: dict) -> None:
         out = self._dir()
         progress = out / 'progress.jsonl'
         offset = progress.stat().st_size if progress.exists() else 0
@@ -290,8 +449,12 @@ class SearchNode(Node):
         return f'{self.get_namespace().rstrip("/")}/{target}/set_parameters'
 
     def _deploy(self) -> None:
-        target = str(self._param('deploy_node')).strip()
+        target = str(self._setting('deploy_node')).strip()
         checkpoint = _best_checkpoint(self.status.get('output'), self._dir() / 'result')
+        if not self._overrides.get('deploy', True):
+            self._update({'deploy': {'ok': False, 'checkpoint': str(checkpoint or ''),
+                                     'message': 'not deployed: the goal did not ask to'}})
+            return
         if not target:
             self._update({'deploy': {'ok': False, 'message': 'deploy_node is empty'}})
             return
@@ -345,6 +508,26 @@ class SearchNode(Node):
             except subprocess.TimeoutExpired:
                 child.kill()
         return super().destroy_node()
+
+
+def _search_action():
+    """The generated vas_ros/action/Search type, or a VasError saying how to build it."""
+    try:
+        from vas_ros.action import Search
+    except ImportError as exc:
+        from vas_ros.errors import VasError
+
+        raise VasError(f'the vas_ros action types are not built ({exc}): run `make venv` '
+                       'here, or `colcon build` on a robot') from None
+    return Search
+
+
+def _number(value) -> float:
+    """A float field from a status value; NaN for unknown."""
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _read_events(path: Path, offset: int) -> tuple[int, list[dict]]:
@@ -409,7 +592,9 @@ def _best_checkpoint(output, result_dir: Path) -> Path | None:
 def main(argv=None) -> int:
     from vas_ros.nodes.common import run_single
 
-    return run_single(SearchNode, argv)
+    # Multi-threaded: an action goal's execute callback waits for its search, and the
+    # cancel requests, services and the deploy's answers must be served meanwhile.
+    return run_single(SearchNode, argv, multi_threaded=True)
 
 
 if __name__ == '__main__':

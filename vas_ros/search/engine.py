@@ -168,6 +168,7 @@ class Evolution:
         self.rounds_done = 0
         self.evaluated = 0
         self.rejected = 0
+        self.running = 0  # candidates being trained right now
         self.best: CandidateRecord | None = None
         self._seed_cursor = 0
         self._closest: Verdict | None = None
@@ -329,6 +330,7 @@ class Evolution:
         todo = [r for r in slots if r.status not in ('done', 'failed')]
         if not todo:
             return
+        self.running = len(todo)
         for rec in todo:
             self.store.update(rec, status='training', error=None)
             self.on_event('training', rec)
@@ -336,6 +338,7 @@ class Evolution:
         try:
             for rec, result in self.evaluate(todo, self.should_stop):
                 finished.add(rec.id)
+                self.running = len(todo) - len(finished)
                 if result.get('ok'):
                     self.store.update(rec, status='done', accuracy=float(result['accuracy']),
                                       train_seconds=result.get('seconds'),
@@ -353,6 +356,8 @@ class Evolution:
                 if rec.id not in finished:
                     self.store.update(rec, status='pending')
             raise
+        finally:
+            self.running = 0
         missing = [r.id for r in todo if r.id not in finished]
         if missing:
             raise SearchFailed(f'the backend returned no result for candidates {missing}')

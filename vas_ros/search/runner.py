@@ -458,6 +458,9 @@ class Progress:
             'rounds': self.settings.rounds,
             'candidates': engine.evaluated if engine else 0,
             'rejected': engine.rejected if engine else 0,
+            'running': engine.running if engine else 0,
+            'total': self.settings.population + self.settings.rounds,
+            'time_budget_s': self.settings.time_budget_s,
             'best_accuracy': best.accuracy if best else None,
             'best_latency_ms': best.latency_ms if best else None,
             'budget_ms': self.settings.budget_ms,
@@ -475,6 +478,9 @@ class Progress:
     def on_event(self, kind: str, rec: CandidateRecord | None) -> None:
         if kind == 'start':
             self.emit('running', 'search started')
+            return
+        if kind == 'training' and rec is not None:
+            self.emit('running', f'training candidate {rec.id}')
             return
         if kind in ('done', 'failed', 'replayed') and rec is not None and rec.status in (
                 'done', 'failed'):
@@ -790,7 +796,8 @@ def run_search(settings: SearchSettings, *, should_stop=None,
         _write_json(out / 'summary.json', summary)
         progress.emit('done', f'search {result.state}: best candidate {best.id} '
                               f'(proxy accuracy {best.accuracy:.3f}, {best.latency_ms:.1f} ms); '
-                              f'final val top-1 {final["val_top1"]:.3f}', output=str(out))
+                              f'final val top-1 {final["val_top1"]:.3f}', output=str(out),
+                      final_val_top1=final['val_top1'])
         return SearchReport(result.state, out, best, summary)
     except VasError as exc:
         progress.emit('failed', str(exc))
