@@ -2,9 +2,12 @@
 
     ros2 launch vas_ros activity.launch.py image_topic:=/camera/image_raw
     ros2 launch vas_ros activity.launch.py model:=/path/to/model.safetensors device:=cuda
+    ros2 launch vas_ros activity.launch.py namespace:=robot1 use_search:=false
 
 Parameters come from `params_file` (default: the package's config/activity.yaml); the
-`model` and `device` arguments, when given, override it. Without `ros2 launch`,
+`model` and `device` arguments, when given, override it. With `namespace`, every node,
+topic, service and action lives under it (several robots in one graph), and the search
+deploys to the recogniser of its own namespace. Without `ros2 launch`,
 `vas-ros run` starts the same nodes with the same YAML in one process.
 """
 
@@ -31,8 +34,20 @@ def arguments(default_params: str) -> list:
                               description='auto, cpu, cuda or cuda:N (empty: as in params_file)'),
         DeclareLaunchArgument('image_topic', default_value='image',
                               description='camera topic (sensor_msgs/Image); its /compressed '
-                                          'sibling is used when compressed:=true in the YAML'),
+                                          'sibling is used when compressed:=true in the YAML; '
+                                          'relative names resolve in the namespace'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='namespace of all nodes, e.g. robot1 (empty: none)'),
+        DeclareLaunchArgument('use_search', default_value='true',
+                              description='also start architecture_search (true or false)'),
     ]
+
+
+def _flag(context, name: str) -> bool:
+    value = LaunchConfiguration(name).perform(context).strip().lower()
+    if value not in ('true', 'false', '1', '0', 'yes', 'no'):
+        raise ValueError(f'launch argument {name}:={value!r}: expected true or false')
+    return value in ('true', '1', 'yes')
 
 
 def recogniser_and_search(context) -> list:
@@ -41,14 +56,16 @@ def recogniser_and_search(context) -> list:
     overrides = {name: LaunchConfiguration(name).perform(context)
                  for name in ('model', 'device')}
     overrides = {name: value for name, value in overrides.items() if value}
+    namespace = LaunchConfiguration('namespace').perform(context).strip()
     remaps = [('image', image_topic), ('image/compressed', image_topic + '/compressed')]
-    return [
-        Node(package=PACKAGE, executable='activity_node', name='activity_recognizer',
-             parameters=[params_file, overrides], remappings=remaps, output='screen',
-             emulate_tty=True),
-        Node(package=PACKAGE, executable='search_node', name='architecture_search',
-             parameters=[params_file], output='screen', emulate_tty=True),
-    ]
+    nodes = [Node(package=PACKAGE, executable='activity_node', name='activity_recognizer',
+                  namespace=namespace, parameters=[params_file, overrides],
+                  remappings=remaps, output='screen', emulate_tty=True)]
+    if _flag(context, 'use_search'):
+        nodes.append(Node(package=PACKAGE, executable='search_node',
+                          name='architecture_search', namespace=namespace,
+                          parameters=[params_file], output='screen', emulate_tty=True))
+    return nodes
 
 
 def generate_launch_description():

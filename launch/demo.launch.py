@@ -23,15 +23,16 @@ def video_source(context) -> list:
     params_file = LaunchConfiguration('params_file').perform(context)
     image_topic = LaunchConfiguration('image_topic').perform(context)
     video = LaunchConfiguration('video').perform(context)
+    namespace = LaunchConfiguration('namespace').perform(context).strip()
     overrides = {'video': video} if video else {}
     return [Node(package=PACKAGE, executable='video_source', name='video_source',
-                 parameters=[params_file, overrides], remappings=[('image', image_topic)],
-                 output='screen', emulate_tty=True)]
+                 namespace=namespace, parameters=[params_file, overrides],
+                 remappings=[('image', image_topic)], output='screen', emulate_tty=True)]
 
 
 def generate_launch_description():
     share = FindPackageShare(PACKAGE)
-    passed = ('params_file', 'model', 'device', 'image_topic')
+    passed = ('params_file', 'model', 'device', 'image_topic', 'namespace', 'use_search')
     return LaunchDescription([
         DeclareLaunchArgument('params_file',
                               default_value=PathJoinSubstitution([share, 'config', 'demo.yaml']),
@@ -44,6 +45,10 @@ def generate_launch_description():
                               description='topic the video is published on and read from'),
         DeclareLaunchArgument('video', default_value='',
                               description='video file to play (empty: synthetic clips)'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='namespace of all nodes, e.g. robot1 (empty: none)'),
+        DeclareLaunchArgument('use_search', default_value='true',
+                              description='also start architecture_search (true or false)'),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(
                 PathJoinSubstitution([share, 'launch', 'activity.launch.py'])),

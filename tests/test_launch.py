@@ -78,7 +78,9 @@ def test_launch_files_reference_real_executables_nodes_and_config(launch_file, n
     assert f"'{yaml_name}'" in source and (ROOT / 'config' / yaml_name).is_file()
     declared = {_keywords(c)['description'] and c.args[0].value
                 for c in _calls(tree, 'DeclareLaunchArgument')}
-    assert {'params_file', 'model', 'device', 'image_topic'} <= declared
+    assert {'params_file', 'model', 'device', 'image_topic', 'namespace',
+            'use_search'} <= declared
+    assert all('namespace' in _keywords(call) for call in _calls(tree, 'Node'))
     if launch_file == 'demo.launch.py':
         assert "'activity.launch.py'" in source  # included, not copied
 
