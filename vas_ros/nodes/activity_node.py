@@ -32,7 +32,7 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
@@ -63,8 +63,10 @@ PARAMETERS = {
     'queue_depth': (1, 'image subscription queue depth (keep it small: stale frames)'),
     'compressed': (False, 'subscribe to image/compressed (CompressedImage) instead of image'),
     'diagnostics_period': (1.0, 'seconds between /diagnostics messages'),
+    'autostart': (True, 'configure and activate at start-up; false: wait for a lifecycle '
+                        'manager (ros2 lifecycle set ... configure / activate)'),
 }
-READ_ONLY = ('reliability', 'queue_depth', 'compressed', 'diagnostics_period')
+READ_ONLY = ('reliability', 'queue_depth', 'compressed', 'diagnostics_period', 'autostart')
 # Bounds that `ros2 param describe` and rqt show, and that rclpy enforces on every set.
 RANGES = {'hop_frames': (1, 10_000), 'top_k': (1, 1000), 'score_threshold': (0.0, 1.0),
           'stride_seconds': (0.0, 60.0), 'num_threads': (0, 1024), 'queue_depth': (1, 1000),
@@ -112,7 +114,11 @@ class _Mailbox:
             self._cond.notify_all()
 
 
-class ActivityNode(Node):
+class ActivityNode(LifecycleNode):
+    """A managed node: configure loads the model, activate starts taking frames, deactivate
+    stops, cleanup frees the model (GPU memory included). With `autostart` (the default) it
+    configures and activates itself; without, a lifecycle manager drives it."""
+
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
         declare_checked(self, {name: (default, _descriptor(name, text))
@@ -137,14 +143,11 @@ class ActivityNode(Node):
 
         self._engine: InferenceEngine | None = None
         self._buffer: FrameBuffer | None = None
-        try:
-            self._engine = self._make_engine({})
-        except VasError as exc:
-            self.model_error = str(exc)
-            self.get_logger().error(f'no model loaded: {exc}; set the `model` parameter to a '
-                                    f'checkpoint to start recognising')
-        if self._engine is not None:
-            self._buffer = self._make_buffer(self._engine, {})
+        self._sub = None
+        self._worker: threading.Thread | None = None
+        self._mailbox = _Mailbox()
+        self._mailbox.close()  # opened on activate
+        self._image_group = MutuallyExclusiveCallbackGroup()
 
         ActivityResult, _, LabelInfo = interfaces()
         self._pub_activity = self.create_publisher(String, 'activity', 10)
@@ -152,10 +155,47 @@ class ActivityNode(Node):
         self._pub_labels = self.create_publisher(LabelInfo, 'activity/labels', latched_qos())
         self._pub_image = self.create_publisher(Image, 'activity/image', 2)
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._publish_labels()
+        self.add_on_set_parameters_callback(self._on_parameters)
+        self._diag_timer = self.create_timer(float(self._param('diagnostics_period')),
+                                             self._publish_diagnostics,
+                                             callback_group=MutuallyExclusiveCallbackGroup())
+        if self._param('autostart'):
+            self.trigger_configure()
+            if self.lifecycle_state == 'inactive':
+                self.trigger_activate()
 
+    @property
+    def lifecycle_state(self) -> str:
+        """unconfigured, inactive, active or finalized."""
+        return self._state_machine.current_state[1]
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        problem = self._check({name: self._param(name) for name in PARAMETERS})
+        try:
+            engine = None if problem else self._make_engine({})
+        except VasError as exc:
+            problem = f'no model loaded: {exc}'
+        except Exception as exc:  # a model that loads but cannot run, say
+            problem = f'could not load model: {type(exc).__name__}: {exc}'
+        if problem:
+            self.model_error = problem
+            self.get_logger().error(f'configure refused: {problem}; fix the parameter, then '
+                                    f'configure again (ros2 lifecycle set '
+                                    f'{self.get_fully_qualified_name()} configure)')
+            return TransitionCallbackReturn.FAILURE
+        with self._lock:
+            self._engine, self.model_error = engine, ''
+            self._buffer = self._make_buffer(engine, {})
+        self.get_logger().info(f'configured: {engine.name} on {engine.device}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
         qos = sensor_qos(self._param('reliability'), self._param('queue_depth'))
-        self._image_group = MutuallyExclusiveCallbackGroup()
+        self._mailbox = _Mailbox()
+        self._worker = threading.Thread(target=self._work, args=(self._mailbox,),
+                                        name='activity_inference', daemon=True)
+        self._worker.start()
         if self._param('compressed'):
             self._sub = self.create_subscription(CompressedImage, 'image/compressed',
                                                  self._on_compressed, qos,
@@ -163,19 +203,55 @@ class ActivityNode(Node):
         else:
             self._sub = self.create_subscription(Image, 'image', self._on_image, qos,
                                                  callback_group=self._image_group)
-        self.add_on_set_parameters_callback(self._on_parameters)
-        self._mailbox = _Mailbox()
-        self._worker = threading.Thread(target=self._work, name='activity_inference',
-                                        daemon=True)
-        self._worker.start()
-        self._diag_timer = self.create_timer(float(self._param('diagnostics_period')),
-                                             self._publish_diagnostics,
-                                             callback_group=MutuallyExclusiveCallbackGroup())
-        where = (f'{self._engine.name} on {self._engine.device}' if self._engine
-                 else 'no model')
-        self.get_logger().info(f'listening on {self._sub.topic_name} '
+        self._publish_labels()
+        self.get_logger().info(f'active: listening on {self._sub.topic_name} '
                                f'({self._param("reliability")}, depth '
-                               f'{self._param("queue_depth")}) with {where}')
+                               f'{self._param("queue_depth")}) with {self._engine.name} on '
+                               f'{self._engine.device}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._stop_taking_frames()
+        self.get_logger().info('inactive: no longer taking frames')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._unload()
+        self.get_logger().info('unconfigured: model unloaded')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._stop_taking_frames()
+        self._unload()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._stop_taking_frames()
+        self._unload()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_taking_frames(self) -> None:
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+            self._sub = None
+        self._mailbox.close()
+        if self._worker is not None and self._worker.is_alive():
+            self._worker.join(timeout=10.0)
+        self._worker = None
+
+    def _unload(self) -> None:
+        """Drop the model and everything sized by it; give cached GPU memory back."""
+        import gc
+
+        with self._lock:
+            self._engine = self._buffer = None
+            self._latest_frame = None
+        gc.collect()
+        import sys
+
+        torch = sys.modules.get('torch')
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
 
     # ---------------------------------------------------------------- parameters
     def _param(self, name: str):
@@ -201,6 +277,8 @@ class ActivityNode(Node):
             self.get_logger().warning(f'parameter change rejected: {problem}')
             return SetParametersResult(successful=False, reason=problem)
         engine = self._engine
+        if engine is None:  # unconfigured: the values are used by the next configure
+            return SetParametersResult(successful=True)
         if any(name in changes for name in ENGINE_PARAMS):
             try:
                 engine = self._make_engine(changes)
@@ -228,8 +306,8 @@ class ActivityNode(Node):
                 self._buffer = self._make_buffer(engine, changes)
             elif self._buffer is not None and 'hop_frames' in changes:
                 self._buffer.hop = int(changes['hop_frames'])
-        if engine is not None and any(name in changes
-                                      for name in (*ENGINE_PARAMS, 'score_threshold')):
+        if self.lifecycle_state == 'active' and any(
+                name in changes for name in (*ENGINE_PARAMS, 'score_threshold')):
             # The new values are not set yet while this callback runs.
             self._publish_labels(changes.get('score_threshold'))
         return SetParametersResult(successful=True)
@@ -303,9 +381,9 @@ class ActivityNode(Node):
             self._callback_ms.append((time.perf_counter() - start) * 1e3)
 
     # ---------------------------------------------------------------- inference
-    def _work(self) -> None:
-        while not self._mailbox.closed:
-            clip = self._mailbox.take()
+    def _work(self, mailbox: _Mailbox) -> None:
+        while not mailbox.closed:
+            clip = mailbox.take()
             if clip is None:
                 continue
             engine = self._engine
@@ -389,6 +467,7 @@ class ActivityNode(Node):
                 'model': engine.name if engine else '',
                 'checkpoint': str(engine.checkpoint_path) if engine else '',
                 'device': engine.device if engine else '',
+                'lifecycle_state': self.lifecycle_state,
                 'model_error': self.model_error,
                 'input_rate_hz': round(rate, 2),
                 'frames_received': self.frames_received,
@@ -409,7 +488,10 @@ class ActivityNode(Node):
         status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: activity recognition',
                                   hardware_id=stats['device'] or 'none')
         if not stats['model']:
-            status.level, status.message = DiagnosticStatus.ERROR, 'no model loaded'
+            status.level = DiagnosticStatus.ERROR
+            status.message = f'{stats["lifecycle_state"]}: {stats["model_error"] or "no model"}'
+        elif stats['lifecycle_state'] != 'active':
+            status.level, status.message = DiagnosticStatus.WARN, stats['lifecycle_state']
         elif stats['bad_frames'] or stats['inference_errors']:
             status.level, status.message = DiagnosticStatus.WARN, 'bad frames or failures seen'
         else:
@@ -422,9 +504,7 @@ class ActivityNode(Node):
         self._pub_diag.publish(array)
 
     def destroy_node(self):
-        self._mailbox.close()
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
+        self._stop_taking_frames()
         return super().destroy_node()
 
 
