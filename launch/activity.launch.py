@@ -34,7 +34,7 @@ def arguments(default_params: str) -> list:
                               description='auto, cpu, cuda or cuda:N (empty: as in params_file)'),
         DeclareLaunchArgument('image_topic', default_value='image',
                               description='camera topic (sensor_msgs/Image); its /compressed '
-                                          'sibling is used when compressed:=true in the YAML; '
+                                          'sibling with image_transport: compressed in the YAML; '
                                           'relative names resolve in the namespace'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of all nodes, e.g. robot1 (empty: none)'),

@@ -17,7 +17,7 @@ from sensor_msgs.msg import Image
 
 from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes.activity_node import ActivityNode
-from vas_ros.nodes.common import latched_qos
+from vas_ros.nodes.common import latched_qos, qos_override_params
 from vas_ros.nodes.probe import Probe
 from vas_ros.perception.engine import DEFAULT_MODEL, SHIPPED_DIR
 
@@ -44,8 +44,8 @@ def _send_frames(probe, count: int) -> None:
 
 def test_transitions_load_take_frames_stop_and_free_the_model(tmp_path):
     running = RunningNode(ActivityNode, '/managed', autostart=False, device='cpu',
-                          num_threads=1, hop_frames=1, reliability='reliable',
-                          queue_depth=1000, model=str(tmp_path / 'missing.safetensors'))
+                          num_threads=1, hop_frames=1, model=str(tmp_path / 'missing.safetensors'),
+                          **qos_override_params('/managed/image', 'reliable', 1000))
     node = running.node
     try:
         with Probe('lifecycle') as probe:
@@ -107,5 +107,36 @@ def test_bad_parameters_fail_configure_with_a_reason():
             assert 'tpu' in running.node.model_error
             assert running.set(device='cpu')[0].successful
             assert _transition(probe, Transition.TRANSITION_CONFIGURE)
+    finally:
+        running.close()
+
+
+def test_a_bad_qos_override_fails_activate_with_a_reason():
+    running = RunningNode(ActivityNode, '/managed', autostart=False, device='cpu',
+                          **qos_override_params('/managed/image', 'reliable', 0))
+    try:
+        with Probe('lifecycle_qos') as probe:
+            assert _transition(probe, Transition.TRANSITION_CONFIGURE)
+            assert not _transition(probe, Transition.TRANSITION_ACTIVATE)
+            assert _state(probe) == 'inactive'
+            assert 'depth must be in [1, 1000]' in running.node.model_error
+    finally:
+        running.close()
+
+
+def test_qos_overrides_reach_the_image_subscription():
+    running = RunningNode(ActivityNode, '/managed', device='cpu',
+                          **qos_override_params('/managed/image', 'reliable', 7))
+    try:
+        assert running.node.lifecycle_state == 'active'
+        params = running.node.get_parameters(
+            ['qos_overrides./managed/image.subscription.reliability',
+             'qos_overrides./managed/image.subscription.depth'])
+        assert [p.value for p in params] == ['reliable', 7]
+        with Probe('lifecycle_qos_info') as probe:
+            assert probe.wait_for(lambda: probe.node.get_subscriptions_info_by_topic(
+                '/managed/image'), 30)
+            info = probe.node.get_subscriptions_info_by_topic('/managed/image')[0]
+            assert info.qos_profile.reliability.name == 'RELIABLE'
     finally:
         running.close()

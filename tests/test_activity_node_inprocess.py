@@ -13,6 +13,7 @@ from sensor_msgs.msg import Image
 
 from vas_ros.msg import ActivityResult
 from vas_ros.nodes.activity_node import ActivityNode
+from vas_ros.nodes.common import qos_override_params
 from vas_ros.nodes.probe import Probe
 
 CLASSES = ['left', 'right', 'still']
@@ -83,8 +84,8 @@ def _publish(probe, topic: str, frames, first_ns: int = 10**18, period_ns: int =
 
 def test_overload_drops_clips_and_keeps_results_fresh(models, node_and_probe):
     running, probe = node_and_probe('overload', model=str(models['rgb']), device='cpu',
-                                    hop_frames=1, num_threads=1, queue_depth=1000,
-                                    reliability='reliable')
+                                    hop_frames=1, num_threads=1,
+                                    **qos_override_params('/overload/image', 'reliable', 1000))
     node = running.node
     frames = 240
     _publish(probe, '/overload/image', _frames(frames))  # as fast as DDS takes them
@@ -106,8 +107,8 @@ def test_overload_drops_clips_and_keeps_results_fresh(models, node_and_probe):
 
 def test_a_flow_model_runs_end_to_end_and_flow_method_switches_live(models, node_and_probe):
     running, probe = node_and_probe('flow', model=str(models['flow']), device='cpu',
-                                    hop_frames=2, num_threads=1, queue_depth=50,
-                                    reliability='reliable')
+                                    hop_frames=2, num_threads=1,
+                                    **qos_override_params('/flow/image', 'reliable', 50))
     results = '/flow/activity/result'
     spec = running.node._engine.spec
     assert spec.needs_flow and spec.flow_method == 'dis'
@@ -129,8 +130,8 @@ def test_a_flow_model_runs_end_to_end_and_flow_method_switches_live(models, node
 
 def test_inference_path_and_stride_seconds_switch_live(models, node_and_probe):
     running, probe = node_and_probe('switch', model=str(models['rgb']), device='cpu',
-                                    hop_frames=1, num_threads=1, queue_depth=50,
-                                    reliability='reliable')
+                                    hop_frames=1, num_threads=1,
+                                    **qos_override_params('/switch/image', 'reliable', 50))
     results = '/switch/activity/result'
     node = running.node
     assert running.set(inference_path='channels_last')[0].successful
@@ -164,8 +165,8 @@ def test_inference_path_and_stride_seconds_switch_live(models, node_and_probe):
 
 def test_the_window_keeps_model_sized_frames_of_a_large_camera(models, node_and_probe):
     running, probe = node_and_probe('large', model=str(models['rgb']), device='cpu',
-                                    hop_frames=4, num_threads=1, queue_depth=50,
-                                    reliability='reliable')
+                                    hop_frames=4, num_threads=1,
+                                    **qos_override_params('/large/image', 'reliable', 50))
     node = running.node
     size = node._engine.spec.size
     big = [np.full((1080, 1920, 3), 20 * i % 255, np.uint8) for i in range(6)]

@@ -95,7 +95,7 @@ def test_parameter_files_match_the_nodes_declared_parameters(tmp_path):
     activity = load_params(ROOT / 'config' / 'activity.yaml')
     demo = load_params(ROOT / 'config' / 'demo.yaml')
     assert activity['activity_recognizer']['model'] == 'tvn_tiny_synth'
-    assert activity['activity_recognizer']['reliability'] == 'best_effort'
+    assert activity['activity_recognizer']['image_transport'] == 'raw'
     assert set(demo) == {'activity_recognizer', 'architecture_search', 'video_source'}
     bad = tmp_path / 'bad.yaml'
     bad.write_text(yaml.safe_dump({'activity_recognizer': {'ros__parameters': {'modle': 'x'}}}))
@@ -104,6 +104,12 @@ def test_parameter_files_match_the_nodes_declared_parameters(tmp_path):
     bad.write_text(yaml.safe_dump({'activity_recognizer': {'ros__parameters': {'top_k': 'x'}}}))
     with pytest.raises(VasError, match='top_k should be int'):
         load_params(bad)
+    qos = {'reliability': 'reliable', 'depth': 3}
+    bad.write_text(yaml.safe_dump({'activity_recognizer': {'ros__parameters': {
+        'qos_overrides': {'/robot1/image': {'subscription': qos}}}}}))
+    assert load_params(bad)['activity_recognizer'] == {
+        'qos_overrides./robot1/image.subscription.reliability': 'reliable',
+        'qos_overrides./robot1/image.subscription.depth': 3}
     bad.write_text(yaml.safe_dump({'camera': {'ros__parameters': {}}}))
     with pytest.raises(VasError, match='unknown node'):
         load_params(bad)

@@ -13,7 +13,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from vas_ros.msg import ActivityResult, LabelInfo
-from vas_ros.nodes.common import latched_qos, sensor_qos, stamp_to_sec
+from vas_ros.nodes.common import latched_qos, qos_override_params, sensor_qos, stamp_to_sec
 from vas_ros.nodes.probe import Probe, start_node, stop_node
 from vas_ros.perception.engine import DEFAULT_MODEL, SHIPPED_DIR
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not (SHIPPED_DIR / f'{DEFAULT_MODEL}.safetensors
 
 # Reliable, deep queues at both ends: frames are published in bursts and none is lost, so
 # the tests wait on what arrives (results, counters), never on sleeps.
-DEEP = {'reliability': 'reliable', 'queue_depth': 1000}
+DEEP = qos_override_params('/image', 'reliable', 1000)
 
 
 @pytest.fixture(scope='module')
@@ -205,8 +205,12 @@ def test_compressed_images_and_corrupt_data(ros_env, tmp_path, probe):
     from vas_ros.data.synth import render_clip
 
     log = tmp_path / 'compressed.log'
-    proc = start_node('activity_node', {'device': 'cpu', 'compressed': True, 'hop_frames': 2,
-                                        'num_threads': 1, **DEEP}, env=ros_env, log_path=log,
+    proc = start_node('activity_node', {'device': 'cpu', 'image_transport': 'compressed',
+                                        'hop_frames': 2,
+                                        'num_threads': 1,
+                                        **qos_override_params('/cam2/image/compressed',
+                                                              'reliable', 1000)},
+                      env=ros_env, log_path=log,
                       remaps={'__ns': '/cam2'})
     try:
         probe.listen('/cam2/activity/result', ActivityResult)

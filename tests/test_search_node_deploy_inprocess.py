@@ -14,7 +14,7 @@ from sensor_msgs.msg import Image
 from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes import search_node as search_module
 from vas_ros.nodes.activity_node import ActivityNode
-from vas_ros.nodes.common import latched_qos
+from vas_ros.nodes.common import latched_qos, qos_override_params
 from vas_ros.nodes.probe import Probe
 from vas_ros.nodes.search_node import SearchNode
 
@@ -57,7 +57,7 @@ def _search(nodes, tmp_path, namespace='/', **params):
 def test_deploy_in_a_namespace_switches_the_recogniser_and_its_results(nodes, tmp_path,
                                                                        checkpoint):
     recogniser = nodes(ActivityNode, '/robot1', device='cpu', hop_frames=1, num_threads=1,
-                       reliability='reliable', queue_depth=1000)
+                       **qos_override_params('/robot1/image', 'reliable', 1000))
     search = _search(nodes, tmp_path, '/robot1')  # deploy_node: 'activity_recognizer'
     assert search.node.deploy_service('activity_recognizer') == \
         '/robot1/activity_recognizer/set_parameters'

@@ -40,7 +40,13 @@ from vas_ros.data.image_codec import ImageError, image_msg_to_rgb
 from vas_ros.data.transforms import resize_frame
 from vas_ros.errors import VasError
 from vas_ros.nodes.activity_msgs import interfaces, label_info_message, result_message
-from vas_ros.nodes.common import declare_checked, latched_qos, sensor_qos, stamp_to_sec
+from vas_ros.nodes.common import (
+    declare_checked,
+    image_qos_overrides,
+    latched_qos,
+    sensor_qos,
+    stamp_to_sec,
+)
 from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
 from vas_ros.perception.frame_buffer import FrameBuffer
 
@@ -58,18 +64,16 @@ PARAMETERS = {
     'top_k': (5, 'how many labels activity/result lists'),
     'flow_method': ('', "optical flow for flow models; '' = the model's own"),
     'num_threads': (0, 'torch CPU threads; 0 = leave the default'),
-    'reliability': ('best_effort', 'image subscription QoS: best_effort, reliable or '
-                                   'best_available (Iron+)'),
-    'queue_depth': (1, 'image subscription queue depth (keep it small: stale frames)'),
-    'compressed': (False, 'subscribe to image/compressed (CompressedImage) instead of image'),
+    'image_transport': ('raw', "raw: subscribe to image (sensor_msgs/Image); compressed: to "
+                               "image/compressed (CompressedImage), as image_transport names it"),
     'diagnostics_period': (1.0, 'seconds between /diagnostics messages'),
     'autostart': (True, 'configure and activate at start-up; false: wait for a lifecycle '
                         'manager (ros2 lifecycle set ... configure / activate)'),
 }
-READ_ONLY = ('reliability', 'queue_depth', 'compressed', 'diagnostics_period', 'autostart')
+READ_ONLY = ('image_transport', 'diagnostics_period', 'autostart')
 # Bounds that `ros2 param describe` and rqt show, and that rclpy enforces on every set.
 RANGES = {'hop_frames': (1, 10_000), 'top_k': (1, 1000), 'score_threshold': (0.0, 1.0),
-          'stride_seconds': (0.0, 60.0), 'num_threads': (0, 1024), 'queue_depth': (1, 1000),
+          'stride_seconds': (0.0, 60.0), 'num_threads': (0, 1024),
           'diagnostics_period': (0.01, 3600.0)}
 
 
@@ -191,23 +195,28 @@ class ActivityNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
-        qos = sensor_qos(self._param('reliability'), self._param('queue_depth'))
+        # QoS: best_effort, keep_last 1 unless the rclpy QoS overrides of the image topic
+        # say otherwise (`qos_overrides.<topic>.subscription.reliability` and depth).
+        msg_type, topic, callback = ((CompressedImage, 'image/compressed', self._on_compressed)
+                                     if self._param('image_transport') == 'compressed' else
+                                     (Image, 'image', self._on_image))
+        qos = sensor_qos()  # rclpy applies the overrides to this profile in place
+        try:
+            self._sub = self.create_subscription(
+                msg_type, topic, callback, qos, callback_group=self._image_group,
+                qos_overriding_options=image_qos_overrides())
+        except Exception as exc:  # rclpy's InvalidQosOverridesError or RuntimeError
+            self.model_error = f'image QoS: {exc}'
+            self.get_logger().error(f'activate refused: {self.model_error}')
+            return TransitionCallbackReturn.FAILURE
         self._mailbox = _Mailbox()
         self._worker = threading.Thread(target=self._work, args=(self._mailbox,),
                                         name='activity_inference', daemon=True)
         self._worker.start()
-        if self._param('compressed'):
-            self._sub = self.create_subscription(CompressedImage, 'image/compressed',
-                                                 self._on_compressed, qos,
-                                                 callback_group=self._image_group)
-        else:
-            self._sub = self.create_subscription(Image, 'image', self._on_image, qos,
-                                                 callback_group=self._image_group)
         self._publish_labels()
         self.get_logger().info(f'active: listening on {self._sub.topic_name} '
-                               f'({self._param("reliability")}, depth '
-                               f'{self._param("queue_depth")}) with {self._engine.name} on '
-                               f'{self._engine.device}')
+                               f'({qos.reliability.name.lower()}, depth {qos.depth}) with '
+                               f'{self._engine.name} on {self._engine.device}')
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
@@ -314,6 +323,9 @@ class ActivityNode(LifecycleNode):
 
     @staticmethod
     def _check(changes: dict) -> str:
+        if 'image_transport' in changes and changes['image_transport'] not in ('raw',
+                                                                               'compressed'):
+            return f'image_transport must be raw or compressed, got {changes["image_transport"]!r}'
         if 'hop_frames' in changes and int(changes['hop_frames']) < 1:
             return f'hop_frames must be >= 1, got {changes["hop_frames"]}'
         if 'top_k' in changes and int(changes['top_k']) < 1:

@@ -1,4 +1,4 @@
-"""Small rclpy helpers the nodes share: QoS from parameters, stamps, spinning a node."""
+"""Small rclpy helpers the nodes share: QoS profiles and overrides, stamps, spinning a node."""
 
 from __future__ import annotations
 
@@ -31,6 +31,46 @@ def sensor_qos(reliability: str = 'best_effort', depth: int = 1):
                                         ReliabilityPolicy.BEST_EFFORT)}[text]
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=policy,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+MAX_IMAGE_QUEUE = 1000
+
+
+def image_qos_overrides():
+    """rclpy's QoS overriding options for the image subscription: reliability, history,
+    depth and durability are read-only start-up parameters named after the resolved topic,
+    e.g. `qos_overrides./robot1/camera/image_raw.subscription.reliability: reliable` (the
+    same names rclcpp nodes use). The default profile is `sensor_qos()`."""
+    from rcl_interfaces.msg import SetParametersResult
+    from rclpy.qos import HistoryPolicy, QoSPolicyKind
+    from rclpy.qos_overriding_options import QoSOverridingOptions
+
+    def check(qos) -> SetParametersResult:
+        if qos.history == HistoryPolicy.KEEP_LAST and not 1 <= qos.depth <= MAX_IMAGE_QUEUE:
+            return SetParametersResult(successful=False, reason=(
+                f'depth must be in [1, {MAX_IMAGE_QUEUE}] (keep it small: stale frames), '
+                f'got {qos.depth}'))
+        if qos.history == HistoryPolicy.KEEP_ALL:
+            return SetParametersResult(successful=False, reason=(
+                'history keep_all would queue frames without bound; use keep_last'))
+        return SetParametersResult(successful=True)
+
+    return QoSOverridingOptions(policy_kinds=(QoSPolicyKind.RELIABILITY,
+                                              QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH,
+                                              QoSPolicyKind.DURABILITY), callback=check)
+
+
+def qos_override_params(topic: str, reliability: str | None = None,
+                        depth: int | None = None) -> dict:
+    """The parameters that set a subscription's QoS on resolved `topic` (for start-up
+    overrides and YAML files)."""
+    prefix = f'qos_overrides.{topic}.subscription.'
+    params = {}
+    if reliability is not None:
+        params[prefix + 'reliability'] = reliability
+    if depth is not None:
+        params[prefix + 'depth'] = int(depth)
+    return params
 
 
 def large_frames_profile() -> Path:

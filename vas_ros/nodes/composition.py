@@ -82,9 +82,21 @@ def load_params(path) -> dict[str, dict]:
     return result
 
 
+def _flat_qos(prefix: str, value, out: dict) -> None:
+    """rclpy's QoS override parameters, nested in YAML, as the dotted names rcl gives."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flat_qos(f'{prefix}.{key}', inner, out)
+    else:
+        out[prefix] = value
+
+
 def _checked(path: Path, node: str, params: dict, declared: dict) -> dict:
     out = {}
     for key, value in params.items():
+        if key == 'qos_overrides' or str(key).startswith('qos_overrides.'):
+            _flat_qos(str(key), value, out)  # rclpy checks them when it makes the entity
+            continue
         if key not in declared:
             raise VasError(f'{path}: {node} has no parameter {key!r}; it has '
                            f'{", ".join(sorted(declared))}')

@@ -113,7 +113,7 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    from vas_ros.nodes.common import use_large_frame_transport
+    from vas_ros.nodes.common import qos_override_params, use_large_frame_transport
     from vas_ros.nodes.probe import Probe, start_node, stop_node
     from vas_ros.ros_env import apply_loopback
 
@@ -121,9 +121,9 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
     if large_frames:
         use_large_frame_transport()
         use_large_frame_transport(env)
-    node = start_node('activity_node', {'hop_frames': 1_000_000, 'reliability': reliability,
-                                        'queue_depth': 1 if reliability == 'best_effort'
-                                        else 5, 'diagnostics_period': 0.5}, env=env)
+    qos = qos_override_params('/image', reliability, 1 if reliability == 'best_effort' else 5)
+    node = start_node('activity_node', {'hop_frames': 1_000_000, 'diagnostics_period': 0.5,
+                                        **qos}, env=env)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (height, width, 3), np.uint8) for _ in range(8)]
     try:
