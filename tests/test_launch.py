@@ -115,17 +115,29 @@ def test_parameter_files_match_the_nodes_declared_parameters(tmp_path):
         load_params(bad)
 
 
-def test_nodes_read_the_yaml_through_rcl(ros_env):
-    """The same YAML given to the node executables with --params-file (as ros2 launch does)."""
-    expected = load_params(ROOT / 'config' / 'activity.yaml')['architecture_search']
-    proc = subprocess.Popen([sys.executable, '-m', 'vas_ros.nodes.search_node', '--ros-args',
-                             '--params-file', str(ROOT / 'config' / 'activity.yaml')],
-                            env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+@pytest.mark.parametrize('yaml_name, namespace', [('activity.yaml', ''),
+                                                    ('demo.yaml', '/robot1')])
+def test_nodes_read_the_yaml_through_rcl(ros_env, yaml_name, namespace):
+    """The same YAML given to the node executables with --params-file (as ros2 launch does),
+    in a namespace too (launch's namespace:=robot1): `/**/name` keys match there."""
+    from vas_ros.nodes.search_node import PARAMETERS
+
+    expected = load_params(ROOT / 'config' / yaml_name)['architecture_search']
+    if yaml_name == 'demo.yaml':  # values the node would not have without the file
+        assert expected['population'] != PARAMETERS['population'][0]
+    args = [sys.executable, '-m', 'vas_ros.nodes.search_node', '--ros-args',
+            '--params-file', str(ROOT / 'config' / yaml_name)]
+    if namespace:
+        args += ['-r', f'__ns:={namespace}']
+    proc = subprocess.Popen(args, env=ros_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
     try:
         with Probe('test_launch_params') as probe:
-            got = probe.get_parameters('architecture_search', sorted(expected), timeout=60)
-        expected['space_options'] = list(expected['space_options'])
-        got['space_options'] = list(got['space_options'])
+            got = probe.get_parameters(f'{namespace}/architecture_search', sorted(expected),
+                                       timeout=60)
+        if 'space_options' in expected:
+            expected['space_options'] = list(expected['space_options'])
+            got['space_options'] = list(got['space_options'])
         assert got == expected
     finally:
         stop_node(proc)

@@ -49,8 +49,9 @@ def node_classes() -> dict:
 def load_params(path) -> dict[str, dict]:
     """A ROS parameter YAML -> {node_name: {param: value}}, checked against our nodes.
 
-    Accepts `<node_name>:` and `/<node_name>:` keys and the `/**:` wildcard (applied to
-    every node, node-specific values winning), each holding `ros__parameters`.
+    Accepts `<node_name>:`, `/<node_name>:` and `/**/<node_name>:` (any namespace) keys and
+    the `/**:` wildcard (applied to every node, node-specific values winning), each holding
+    `ros__parameters`.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -68,7 +69,8 @@ def load_params(path) -> dict[str, dict]:
         if not isinstance(body, dict) or not isinstance(body.get('ros__parameters'), dict):
             raise VasError(f'{path}: {key!r} needs a "ros__parameters" mapping')
         params = body['ros__parameters']
-        name = str(key).strip('/')
+        # `/**/name` matches the node in any namespace (launch's namespace:=robot1).
+        name = str(key).removeprefix('/**/').strip('/')
         if key == '/**':
             common.update(params)
             continue

@@ -122,7 +122,7 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
         use_large_frame_transport()
         use_large_frame_transport(env)
     qos = qos_override_params('/image', reliability, 1 if reliability == 'best_effort' else 5)
-    node = start_node('activity_node', {'hop_frames': 1_000_000, 'diagnostics_period': 0.5,
+    node = start_node('activity_node', {'hop_frames': 10_000, 'diagnostics_period': 0.5,
                                         **qos}, env=env)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (height, width, 3), np.uint8) for _ in range(8)]
@@ -130,7 +130,8 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
         with Probe('node_bench_delivery') as probe:
             probe.listen('/diagnostics', DiagnosticArray)
             if not probe.wait_for_subscriber('image', Image, timeout=120):
-                raise RuntimeError('the recogniser did not subscribe within 120 s')
+                raise RuntimeError(f'the recogniser did not subscribe within 120 s (exit '
+                                   f'code {node.poll()}; None: still running)')
             time.sleep(1.0)
             cpu_before = _cpu_seconds(node.pid)
             time.sleep(seconds)  # the node's own idle cost (timers, DDS), subtracted below
@@ -234,7 +235,8 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
             probe.listen('activity/result', ActivityResult)
             probe.listen('/diagnostics', DiagnosticArray)
             if not probe.wait_for_subscriber('image', Image, timeout=120):
-                raise RuntimeError('the recogniser did not subscribe within 120 s')
+                raise RuntimeError(f'the recogniser did not subscribe within 120 s (exit '
+                                   f'code {node.poll()}; None: still running)')
             time.sleep(1.0)
 
             # Steady state: 30 fps, a hop the model keeps up with.
