@@ -154,16 +154,19 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path):
     # The ROS prefix is this venv, where the PyPI ROS wheels put ament_cmake and rosidl
     # (a robot sources /opt/ros/jazzy/setup.bash instead).
     venv = Path(sys.prefix)
+    # With the venv active (VIRTUAL_ENV), as the README's robot route has it: CMake's
+    # FindPython must pick the venv's interpreter for the executables by itself.
     env = dict(os.environ, AMENT_PREFIX_PATH=str(venv), CMAKE_PREFIX_PATH=str(venv),
-               PATH=f'{venv / "bin"}:{os.environ["PATH"]}')
+               VIRTUAL_ENV=str(venv), PATH=f'{venv / "bin"}:{os.environ["PATH"]}')
     proc = subprocess.run([str(colcon), 'build', '--packages-select', 'vas_ros',
-                           '--cmake-args', f'-DPython3_EXECUTABLE={sys.executable}',
-                           '-DBUILD_TESTING=OFF'],
+                           '--cmake-args', '-DBUILD_TESTING=OFF'],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     prefix = tmp_path / 'install' / 'vas_ros'
     for exe in ('vas-ros', 'activity_node', 'search_node', 'video_source'):
         assert (prefix / 'lib' / 'vas_ros' / exe).is_file(), exe
+        shebang = (prefix / 'lib' / 'vas_ros' / exe).read_text().splitlines()[0]
+        assert Path(shebang[2:]).parent == Path(sys.executable).parent, shebang
     share = prefix / 'share' / 'vas_ros'
     assert (share / 'package.xml').is_file()
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'vas_ros').is_file()

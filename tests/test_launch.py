@@ -165,3 +165,37 @@ def test_vas_ros_run_demo_composition_recognises_the_video_source(ros_env):
     assert proc.returncode == 0, output[-2000:]
     # Callbacks still queued at shutdown used to fail on destroyed handles.
     assert 'never retrieved' not in output and 'Traceback' not in output, output[-2000:]
+
+
+@pytest.mark.parametrize('when', ['starting', 'running'])
+@pytest.mark.parametrize('module, node_name, signal_name', [
+    ('activity_node', 'activity_recognizer', 'SIGINT'),
+    ('activity_node', 'activity_recognizer', 'SIGTERM'),
+    ('search_node', 'architecture_search', 'SIGINT'),
+    ('search_node', 'architecture_search', 'SIGTERM'),
+])
+def test_nodes_exit_cleanly_on_the_signals_ros2_launch_sends(ros_env, module, node_name,
+                                                             signal_name, when):
+    """Exit code 0 and no traceback, so that launch logs 'finished cleanly', not 'died':
+    while the node is still starting (loading its model) and once it runs."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, '-m', f'vas_ros.nodes.{module}', '--ros-args',
+                             '-r', '__ns:=/sig'], env=ros_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    latched = {'activity_node': ('/sig/activity/labels', LabelInfo),
+               'search_node': ('/sig/architecture_search/status', String)}[module]
+    try:
+        with Probe('test_signals') as probe:
+            probe.listen(*latched, latched_qos())
+            assert probe.wait_for(lambda: ('/sig', node_name) in {
+                (ns, name) for name, ns in probe.node.get_node_names_and_namespaces()}, 90)
+            if when == 'running':
+                assert probe.wait_for(lambda: probe.received(latched[0]), 90)
+        proc.send_signal(getattr(signal, signal_name))
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert 'Traceback' not in out and 'KeyboardInterrupt' not in out, out

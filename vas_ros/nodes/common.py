@@ -212,4 +212,12 @@ def run_single(node_factory, argv=None, multi_threaded: bool | None = None) -> i
         print(f'error: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the node was starting (loading its model)
+        rclpy.try_shutdown()
+        return 0
+    except Exception:
+        if not rclpy.ok():  # SIGTERM shut the context down while the node was starting
+            rclpy.try_shutdown()
+            return 0
+        raise
     return spin_nodes([node], multi_threaded=multi_threaded)
