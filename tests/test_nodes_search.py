@@ -64,10 +64,11 @@ def test_start_report_cancel_and_resume_after_restart(ros_env, tiny_data, tmp_pa
             probe.set_parameters(SEARCH, {'data': str(tmp_path / 'missing')})
             ok, message = probe.trigger(f'/{SEARCH}/start')
             assert not ok and 'does not exist' in message
-            probe.set_parameters(SEARCH, {'data': str(tiny_data), 'population': 1})
-            ok, message = probe.trigger(f'/{SEARCH}/start')
-            assert not ok and 'population' in message
-            assert probe.set_parameters(SEARCH, {'population': 2}) == [(True, '')]
+            # Out of the declared range: refused by rclpy with the bounds, value unchanged.
+            [(ok, reason)] = probe.set_parameters(SEARCH, {'population': 1})
+            assert not ok and 'out of range' in reason, reason
+            assert probe.get_parameters(SEARCH, ['population'])['population'] == 2
+            assert probe.set_parameters(SEARCH, {'data': str(tiny_data)}) == [(True, '')]
             ok, message = probe.trigger(f'/{SEARCH}/start')
             assert ok, message
             ok, message = probe.trigger(f'/{SEARCH}/start')

@@ -26,9 +26,6 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -42,6 +39,7 @@ from vas_ros.errors import VasError
 from vas_ros.nodes.activity_msgs import interfaces, label_info_message, result_message
 from vas_ros.nodes.common import (
     declare_checked,
+    descriptor,
     image_qos_overrides,
     latched_qos,
     sensor_qos,
@@ -77,16 +75,6 @@ RANGES = {'hop_frames': (1, 10_000), 'top_k': (1, 1000), 'score_threshold': (0.0
           'diagnostics_period': (0.01, 3600.0)}
 
 
-def _descriptor(name: str, text: str) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=name in READ_ONLY)
-    if name in RANGES:
-        low, high = RANGES[name]
-        if isinstance(low, float):
-            descriptor.floating_point_range = [FloatingPointRange(from_value=low,
-                                                                  to_value=high)]
-        else:
-            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high)]
-    return descriptor
 ENGINE_PARAMS = ('model', 'device', 'inference_path', 'num_threads')
 
 
@@ -125,7 +113,8 @@ class ActivityNode(LifecycleNode):
 
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
-        declare_checked(self, {name: (default, _descriptor(name, text))
+        declare_checked(self, {name: (default, descriptor(text, RANGES.get(name),
+                                                          name in READ_ONLY))
                                for name, (default, text) in PARAMETERS.items()})
         problem = self._check({name: self._param(name) for name in PARAMETERS})
         if problem:  # start-up values get the same checks as live changes

@@ -171,6 +171,22 @@ def spin_nodes(nodes, threads: int = 4, multi_threaded: bool | None = None) -> i
     return 0
 
 
+def descriptor(text: str, bounds: tuple | None = None, read_only: bool = False):
+    """A ParameterDescriptor with the bounds `ros2 param describe` and rqt show and rclpy
+    enforces on every set (a float range for float bounds, else an integer range)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    described = ParameterDescriptor(description=text, read_only=read_only)
+    if bounds is not None:
+        low, high = bounds
+        if isinstance(low, float):
+            described.floating_point_range = [FloatingPointRange(from_value=low,
+                                                                 to_value=high)]
+        else:
+            described.integer_range = [IntegerRange(from_value=low, to_value=high)]
+    return described
+
+
 def declare_checked(node, parameters: dict) -> None:
     """Declare {name: (default, ParameterDescriptor)}; a start-up override of the wrong
     type or outside its range is a VasError naming the parameter, not an rclpy traceback."""

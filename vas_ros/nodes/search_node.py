@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType, ParameterValue
+from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -45,7 +45,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from vas_ros.nodes.common import declare_checked, latched_qos
+from vas_ros.nodes.common import declare_checked, descriptor, latched_qos
 
 NODE_NAME = 'architecture_search'
 CANCELLED_EXIT = 3
@@ -77,6 +77,15 @@ PARAMETERS = {
 }
 
 
+# Bounds that `ros2 param describe` shows and rclpy enforces; 0 means "the default" where
+# the description says so.
+RANGES = {'latency_budget_ms': (0.0, 3.6e6), 'population': (2, 10_000),
+          'rounds': (0, 1_000_000), 'time_budget_s': (0.0, 3.0e7),
+          'max_memory_mb': (0.0, 1.0e7), 'proxy_steps': (0, 10_000_000),
+          'final_steps': (0, 10_000_000), 'latency_repeats': (0, 100_000),
+          'seed': (0, 2**31 - 1), 'threads': (0, 1024)}
+
+
 def _die_with_parent() -> None:
     """In the child: get SIGTERM (a clean cancel) if the node process dies (Linux)."""
     try:
@@ -90,7 +99,7 @@ def _die_with_parent() -> None:
 class SearchNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
-        declare_checked(self, {name: (default, ParameterDescriptor(description=text))
+        declare_checked(self, {name: (default, descriptor(text, RANGES.get(name)))
                                for name, (default, text) in PARAMETERS.items()})
         self._group = ReentrantCallbackGroup()
         self._lock = threading.RLock()

@@ -3,8 +3,8 @@
 With `video` set it plays that file (any format PyAV reads) at its native rate or `fps`;
 without it, it renders synthetic clips of the known classes (`vas_ros.data.synth`) one
 after another, in a cycle or random order, and publishes each clip's true label on
-`video_source/label` (String JSON: label, clip index, first and last frame stamps) so a
-demo or test can score what `activity_recognizer` says. Frames go out as
+`~/label`, i.e. `video_source/label` (String JSON: label, clip index, first and last
+frame stamps) so a demo or test can score what `activity_recognizer` says. Frames go out as
 sensor_msgs/Image on `image` with RELIABLE QoS (a best-effort subscriber matches it),
 stamped with the time they are published and the configured frame_id.
 """
@@ -52,7 +52,7 @@ class VideoSource(Node):
         self.params = p
         self._pub = self.create_publisher(Image, 'image',
                                           sensor_qos('reliable', int(p['queue_depth'])))
-        self._pub_label = self.create_publisher(String, 'video_source/label', 10)
+        self._pub_label = self.create_publisher(String, '~/label', 10)
         self.published = 0
         self.clips = 0
         self.finished = threading.Event()
