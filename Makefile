@@ -25,7 +25,7 @@ lint: venv
 # Coverage counts the subprocesses too (pyproject.toml); the total is printed last.
 test: venv lint
 	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m pytest --cov --cov-report=
-	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m coverage report --skip-covered --sort=cover | head -n 22
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m coverage report --skip-covered --sort=cover | sed -n 1,22p
 	@echo "total coverage (lines, subprocesses included): $$(COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m coverage report --format=total)%"
 
 demo: venv

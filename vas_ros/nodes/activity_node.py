@@ -7,7 +7,7 @@ dropped and counted. Parameters changed at run time (model, thresholds, hop, ...
 effect at once; a model that fails to load is rejected and the old one keeps running.
 
 Topics (relative, remap as usual): sub `image` (sensor_msgs/Image) or `image/compressed`
-(CompressedImage, parameter `compressed`); pub `activity/result`
+(CompressedImage, with `image_transport: compressed`); pub `activity/result`
 (vas_ros/ActivityResult: the clip's last-frame header, its window, top-k, latencies),
 `activity/labels` (vas_ros/LabelInfo, transient-local, once per model), `activity`
 (std_msgs/String, the top-1 label or `unknown`, for consumers that only want the word),
@@ -16,8 +16,10 @@ Topics (relative, remap as usual): sub `image` (sensor_msgs/Image) or `image/com
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -25,9 +27,7 @@ from collections import Counter, deque
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (
-    SetParametersResult,
-)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
@@ -239,14 +239,10 @@ class ActivityNode(LifecycleNode):
 
     def _unload(self) -> None:
         """Drop the model and everything sized by it; give cached GPU memory back."""
-        import gc
-
         with self._lock:
             self._engine = self._buffer = None
             self._latest_frame = None
         gc.collect()
-        import sys
-
         torch = sys.modules.get('torch')
         if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
             torch.cuda.empty_cache()
@@ -492,7 +488,9 @@ class ActivityNode(LifecycleNode):
             status.level = DiagnosticStatus.ERROR
             status.message = f'{stats["lifecycle_state"]}: {stats["model_error"] or "no model"}'
         elif stats['lifecycle_state'] != 'active':
-            status.level, status.message = DiagnosticStatus.WARN, stats['lifecycle_state']
+            status.level = DiagnosticStatus.WARN
+            status.message = ': '.join(filter(None, (stats['lifecycle_state'],
+                                                    stats['model_error'])))
         elif stats['bad_frames'] or stats['inference_errors']:
             status.level, status.message = DiagnosticStatus.WARN, 'bad frames or failures seen'
         else:

@@ -203,16 +203,15 @@ class SearchNode(Node):
         Search = _search_action()
         overrides, problem = self.goal_settings(goal_handle.request)
         if not problem:
-            with self._lock:
+            with self._lock:  # no ~/start may slip in between the settings and the start
                 if self.busy():
                     problem = 'a search is already running (cancel it first)'
                 else:
                     self._overrides = overrides
-        if not problem:
-            ok, message = self.start_search(resumed=bool(goal_handle.request.resume))
-            if not ok:
-                problem = message
-                self._overrides = {}
+                    ok, message = self.start_search(resumed=bool(goal_handle.request.resume))
+                    if not ok:
+                        problem = message
+                        self._overrides = {}
         if problem:
             goal_handle.abort()
             return Search.Result(success=False, state='failed', message=problem,
@@ -250,8 +249,9 @@ class SearchNode(Node):
                 settings[name] = value
         for name in ('latency_budget_ms', 'time_budget_s', 'population', 'rounds'):
             value = getattr(goal, name)
-            if not math.isfinite(value) or value < 0:
-                return {}, f'{name} must be a finite number >= 0 (0 = the parameter), ' \
+            high = RANGES[name][1]
+            if not math.isfinite(value) or not 0 <= value <= high:
+                return {}, f'{name} must be a number in [0, {high:g}] (0 = the parameter), ' \
                            f'got {value}'
             if value > 0:
                 settings[name] = value
