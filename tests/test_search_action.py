@@ -81,6 +81,14 @@ def test_goal_feedback_result_and_deploy_in_a_namespace(ros_env, tiny_data, tmp_
             last = run.feedback[-1]
             assert last.rounds == 0 and 0 < last.best_latency_ms <= 4000.0
             assert not math.isnan(last.best_accuracy)
+
+            # A search that fails next reports its own (unknown) accuracy, not this one's.
+            run = probe.send_goal(Search, ACTION, _goal(tiny_data, tmp_path / 'bad',
+                                                        space_options=['max_filters=abc']))
+            status, result = run.result(timeout=120)
+            assert status == GoalStatus.STATUS_ABORTED and result.state == 'failed'
+            assert 'bad options' in result.message and 'Traceback' not in result.message
+            assert math.isnan(result.accuracy) and not result.checkpoint
         finally:
             stop_node(search, timeout=60)
             stop_node(recogniser)
@@ -103,6 +111,15 @@ def test_cancel_refusals_and_resume_only_when_asked(ros_env, tiny_data, tmp_path
             run = probe.send_goal(Search, ACTION, _goal(tiny_data, out, resume=True))
             status, result = run.result(timeout=60)
             assert status == GoalStatus.STATUS_ABORTED and 'no search' in result.message
+            before = sorted(p.name for p in tiny_data.rglob('*'))
+            run = probe.send_goal(Search, ACTION, _goal(tiny_data, tiny_data / 'train'))
+            status, result = run.result(timeout=60)
+            assert status == GoalStatus.STATUS_ABORTED and 'inside the data set' in result.message
+            assert sorted(p.name for p in tiny_data.rglob('*')) == before  # nothing written
+            run = probe.send_goal(Search, ACTION, _goal(tiny_data, out, deploy=True))
+            status, result = run.result(timeout=60)  # deploy_node is '' on this node
+            assert status == GoalStatus.STATUS_ABORTED and 'deploy_node' in result.message
+            assert not out.exists()
 
             # Far more rounds than can run before the cancel.
             long = _goal(tiny_data, out, rounds=100_000)

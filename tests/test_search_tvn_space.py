@@ -112,3 +112,11 @@ def test_bad_options_and_missing_spaces_are_clear_errors():
         get_space('resnet')
     assert 'tvn' in available_families()
     assert space.options == DEFAULTS
+
+
+@pytest.mark.parametrize('options', [{'max_filters': 'abc'}, {'sizes': 'big'},
+                                     {'no_such_option': 1}])
+def test_bad_space_option_values_are_one_line_errors(options):
+    with pytest.raises(VasError) as caught:
+        get_space('tvn').with_options(options)
+    assert '\n' not in str(caught.value) and list(options)[0] in str(caught.value)

@@ -258,6 +258,9 @@ class SearchNode(Node):
         options = [o.strip() for o in goal.space_options if o.strip()]
         if options:
             settings['space_options'] = options
+        if settings['deploy'] and not str(settings.get('deploy_node',
+                                                       self._param('deploy_node'))).strip():
+            return {}, 'deploy: true needs a deploy_node (in the goal or the parameter)'
         out = Path(str(settings.get('output_dir', self._param('output_dir')))).expanduser()
         store = out / 'search.sqlite'
         if goal.resume and not store.is_file():
@@ -314,7 +317,12 @@ class SearchNode(Node):
         if not data:
             return 'parameter data is empty: set it to a data set root (vas-ros data synth ...)'
         if not Path(data).expanduser().exists():
-            return f'parameter data: {data} does not exist'
+            return f'data: {data} does not exist'
+        inside = Path(data).expanduser().resolve()
+        out = self._dir().resolve()
+        if out == inside or inside in out.parents:
+            return (f'output_dir {out} is inside the data set {inside}; a later run would '
+                    f'read the outputs as classes. Put them elsewhere')
         if not float(self._setting('latency_budget_ms')) > 0:
             return f'latency_budget_ms must be > 0, got {self._setting("latency_budget_ms")}'
         if int(self._setting('population')) < 2:
@@ -375,6 +383,7 @@ class SearchNode(Node):
             self._job_done.clear()
             self._update({'state': 'running', 'round': 0, 'candidates': 0,
                           'best_accuracy': None, 'best_latency_ms': None,
+                          'final_val_top1': None, 'rejected': 0, 'running': 0,
                           'budget_ms': float(self._setting('latency_budget_ms')),
                           'message': 'resumed from the store' if resumed else 'started',
                           'resumed': resumed, 'output': '', 'deploy': None},

@@ -54,7 +54,11 @@ class SearchSpace:
         if self.configure is None:
             raise VasError(f'search space {self.family!r} takes no options, '
                            f'got {sorted(options)}')
-        return self.configure(**options)
+        try:
+            return self.configure(**options)
+        except (TypeError, ValueError) as exc:  # e.g. max_filters=abc
+            raise VasError(f'search space {self.family!r}: bad options '
+                           f'{json.dumps(options, default=str)}: {exc}') from None
 
 
 _SPACES: dict[str, SearchSpace] = {}
