@@ -84,7 +84,7 @@ def test_device_choices():
     with pytest.raises(VasError, match='expected auto'):
         resolve_device('tpu')
     if not torch.cuda.is_available():
-        with pytest.raises(VasError, match='not available'):
+        with pytest.raises(VasError, match='no CUDA GPU'):
             resolve_device('cuda:0')
 
 

@@ -7,6 +7,7 @@ and renamed over it. The file ends up mode 0644: run files are meant to be share
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -28,3 +29,9 @@ def atomic_path(path, suffix: str = '.tmp') -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json(path, data, sort_keys: bool = False) -> None:
+    """`data` as indented JSON at `path`, atomically (the one JSON writer for run files)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=sort_keys))

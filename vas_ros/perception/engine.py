@@ -63,28 +63,11 @@ def resolve_model_path(model: str | Path) -> Path:
 
 
 def resolve_device(device: str) -> str:
-    """auto|cpu|cuda|cuda:N -> a torch device string that exists on this machine."""
-    import torch
+    """auto|cpu|cuda|cuda:N -> a torch device string that exists on this machine (the one
+    resolver, `vas_ros.training.devices.resolve_device`, as a string)."""
+    from vas_ros.training.devices import resolve_device as resolve
 
-    text = (device or 'auto').strip().lower()
-    if text == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if text == 'cpu':
-        return 'cpu'
-    if text == 'cuda' or text.startswith('cuda:'):
-        if not torch.cuda.is_available():
-            raise VasError(f'device {device!r}: CUDA is not available on this machine '
-                           f'(use auto or cpu)')
-        if ':' in text:
-            try:
-                index = int(text.split(':', 1)[1])
-            except ValueError:
-                raise VasError(f'device {device!r}: expected cuda:N') from None
-            if not 0 <= index < torch.cuda.device_count():
-                raise VasError(f'device {device!r}: only {torch.cuda.device_count()} '
-                               f'CUDA device(s) here')
-        return text
-    raise VasError(f'device {device!r}: expected auto, cpu, cuda or cuda:N')
+    return str(resolve(device))
 
 
 class InferenceEngine:

@@ -522,10 +522,9 @@ def write_candidates_csv(records: list[CandidateRecord], path: Path) -> Path:
 
 
 def _write_json(path: Path, data) -> None:
-    from vas_ros.atomic import atomic_path
+    from vas_ros.atomic import write_json
 
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True))
+    write_json(path, data, sort_keys=True)
 
 
 def screen_report(records: list[CandidateRecord], budget_ms: float,

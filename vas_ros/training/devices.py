@@ -17,7 +17,7 @@ def resolve_device(name: str | None = 'auto'):
     if text == 'cuda' or text.startswith('cuda:'):
         if not torch.cuda.is_available():
             raise VasError(f'device {name!r}: no CUDA GPU is visible to torch here; '
-                           f'use --device cpu (or auto)')
+                           f'use cpu (or auto)')
         index_text = text.partition(':')[2] or '0'
         if not index_text.isdigit():
             raise VasError(f'device {name!r}: expected cuda:N with N a GPU index')

@@ -17,7 +17,6 @@ epochs after the first are not decode-bound.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
@@ -25,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vas_ros.atomic import atomic_path
+from vas_ros.atomic import write_json
 from vas_ros.errors import CheckpointError, DataError, VasError
 
 MODEL_FILE = 'model.safetensors'
@@ -130,8 +129,7 @@ def lr_factor(step: int, warmup: int, horizon: int | None) -> float:
 
 
 def _write_json(path: Path, data) -> None:
-    with atomic_path(path) as tmp, open(tmp, 'w') as handle:
-        json.dump(data, handle, indent=2)
+    write_json(path, data)
 
 
 def param_groups(model, lr: float) -> list[dict]:
