@@ -73,9 +73,20 @@ def qos_override_params(topic: str, reliability: str | None = None,
     return params
 
 
-def large_frames_profile() -> Path:
-    from vas_ros.nodes.composition import config_dir
+def config_dir() -> Path:
+    """config/ of an ament install (share/vas_ros/config) or of the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
 
+        installed = Path(get_package_share_directory('vas_ros')) / 'config'
+        if installed.is_dir():
+            return installed
+    except Exception:  # no ament index here: a source or pip install
+        pass
+    return Path(__file__).resolve().parents[2] / 'config'
+
+
+def large_frames_profile() -> Path:
     return config_dir() / LARGE_FRAMES_PROFILE
 
 

@@ -14,21 +14,8 @@ from pathlib import Path
 import yaml
 
 from vas_ros.errors import VasError
+from vas_ros.nodes.common import config_dir
 
-PACKAGE = 'vas_ros'
-
-
-def config_dir() -> Path:
-    """config/ of an ament install (share/vas_ros/config) or of the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        installed = Path(get_package_share_directory(PACKAGE)) / 'config'
-        if installed.is_dir():
-            return installed
-    except Exception:  # no ament index here: a source or pip install
-        pass
-    return Path(__file__).resolve().parents[2] / 'config'
 
 
 def default_params_file(demo: bool) -> Path:
