@@ -17,7 +17,6 @@ from vas_ros.errors import VasError
 from vas_ros.nodes.common import config_dir
 
 
-
 def default_params_file(demo: bool) -> Path:
     return config_dir() / ('demo.yaml' if demo else 'activity.yaml')
 
