@@ -86,3 +86,19 @@ def test_every_cpu_path_runs_every_small_preset(name, path):
     assert cmp['finite'], cmp
     if path in FP32_PATHS:
         assert cmp['max_abs_diff'] <= 1e-3 and cmp['top1_agree'] == 1.0, cmp
+
+
+def test_registering_a_taken_family_or_preset_name_is_an_error():
+    from vas_ros.errors import VasError
+    from vas_ros.models.registry import Family, families, register_family
+
+    tvn = families()['tvn']
+    register_family(tvn)  # the same family again: a no-op
+    clone = Family(tvn.name, tvn.validate, tvn.input_spec, tvn.build, {}, {})
+    with pytest.raises(VasError, match="'tvn' is already registered"):
+        register_family(clone)
+    thief = Family('thief', tvn.validate, tvn.input_spec, tvn.build,
+                   {'tvn_tiny': dict(tvn.presets['tvn_tiny'])}, {})
+    with pytest.raises(VasError, match="tvn_tiny.*already presets of family 'tvn'"):
+        register_family(thief)
+    assert 'thief' not in families()

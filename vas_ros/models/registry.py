@@ -75,6 +75,15 @@ _loaded = False
 
 
 def register_family(family: Family) -> None:
+    """Add a family; a second family under a taken name, or a preset name another family
+    already uses, is an error rather than a silent replacement."""
+    if family.name in _FAMILIES and _FAMILIES[family.name] is not family:
+        raise VasError(f'model family {family.name!r} is already registered')
+    for other in _FAMILIES.values():
+        shared = sorted(set(other.presets) & set(family.presets)) if other is not family else []
+        if shared:
+            raise VasError(f'family {family.name!r}: preset names {shared} are already '
+                           f'presets of family {other.name!r}')
     _FAMILIES[family.name] = family
 
 
