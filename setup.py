@@ -1,5 +1,7 @@
-"""ament_python setup for vas_ros: installs the library, the node executables,
-launch files and parameter files where `ros2 run` and `ros2 launch` look for them."""
+"""pip setup for vas_ros: the library, the `vas-ros` command and the node executables,
+without ROS's build (`make venv` installs it editable). On a robot, colcon builds the
+package from CMakeLists.txt instead (ament_cmake: interfaces plus this library); these
+data_files mirror what that install puts where `ros2 run` and `ros2 launch` look."""
 
 from glob import glob
 
