@@ -135,7 +135,8 @@ class Probe:
             raise TimeoutError(f'action server {name} not available after {timeout} s')
         feedback: list = []
         handle = _wait(client.send_goal_async(
-            goal, feedback_callback=lambda msg: feedback.append(msg.feedback)), timeout, 'goal')
+            goal, feedback_callback=lambda msg: feedback.append(msg.feedback)), timeout,
+            f'action server {name} did not answer the goal within {timeout} s')
         return GoalRun(client, handle, feedback)
 
     # ---------------------------------------------------------------- services
@@ -144,12 +145,8 @@ class Probe:
         try:
             if not client.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f'service {name} not available after {timeout} s')
-            future = client.call_async(request)
-            done = threading.Event()
-            future.add_done_callback(lambda _: done.set())
-            if not done.wait(timeout):
-                raise TimeoutError(f'service {name} did not answer within {timeout} s')
-            return future.result()
+            return _wait(client.call_async(request), timeout,
+                         f'service {name} did not answer within {timeout} s')
         finally:
             self.node.destroy_client(client)
 
@@ -191,19 +188,23 @@ class GoalRun:
         return bool(self.handle is not None and self.handle.accepted)
 
     def cancel(self, timeout: float = 30.0):
-        return _wait(self.handle.cancel_goal_async(), timeout, 'cancel')
+        return _wait(self.handle.cancel_goal_async(), timeout,
+                     f'no answer to the cancel request within {timeout} s')
 
     def result(self, timeout: float = 300.0):
         """(GoalStatus code, result message)."""
-        answer = _wait(self.handle.get_result_async(), timeout, 'result')
+        answer = _wait(self.handle.get_result_async(), timeout,
+                       f'no result within {timeout} s')
         return answer.status, answer.result
 
 
-def _wait(future, timeout: float, what: str):
+def _wait(future, timeout: float, message: str):
+    """The result of an rclpy future that the probe's spinning thread completes; a
+    TimeoutError with `message` if it does not within `timeout` seconds."""
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
     if not done.wait(timeout):
-        raise TimeoutError(f'no {what} within {timeout} s')
+        raise TimeoutError(message)
     return future.result()
 
 

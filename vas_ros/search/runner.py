@@ -39,6 +39,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vas_ros.atomic import write_json
 from vas_ros.errors import VasError
 from vas_ros.peak_memory import peak_rss_mb
 from vas_ros.search.engine import (
@@ -521,12 +522,6 @@ def write_candidates_csv(records: list[CandidateRecord], path: Path) -> Path:
     return path
 
 
-def _write_json(path: Path, data) -> None:
-    from vas_ros.atomic import write_json
-
-    write_json(path, data, sort_keys=True)
-
-
 def screen_report(records: list[CandidateRecord], budget_ms: float,
                   warmup: int = WARMUP_MEASUREMENTS) -> dict:
     """How well proposals were aimed: of the measured proposals after the first `warmup`,
@@ -792,7 +787,7 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                             'peak_rss_mb': peak.to_dict(),
                             'screened_draws': engine.screened,
                             'promote_steps': promote_steps})
-        _write_json(out / 'summary.json', summary)
+        write_json(out / 'summary.json', summary, sort_keys=True)
         progress.emit('done', f'search {result.state}: best candidate {best.id} '
                               f'(proxy accuracy {best.accuracy:.3f}, {best.latency_ms:.1f} ms); '
                               f'final val top-1 {final["val_top1"]:.3f}', output=str(out),
@@ -917,7 +912,7 @@ def _finish_cancelled(settings, store, engine, progress, backend, out, plot_pare
                     best_id=best.id if best else None,
                     title=f'{settings.family} search (cancelled): accuracy vs latency')
     summary = _summary(settings, 'cancelled', store, best, backend.describe(), None)
-    _write_json(out / 'summary.json', summary)
+    write_json(out / 'summary.json', summary, sort_keys=True)
     progress.emit('cancelled', f'cancelled after {engine.evaluated} evaluated candidates; '
                                f'rerun with the same --store to resume', output=str(out))
     return SearchReport('cancelled', out, best, summary)

@@ -128,10 +128,6 @@ def lr_factor(step: int, warmup: int, horizon: int | None) -> float:
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _write_json(path: Path, data) -> None:
-    write_json(path, data)
-
-
 def param_groups(model, lr: float) -> list[dict]:
     """AdamW parameter groups: the model's own (`optimizer_param_groups`) or all in one.
 
@@ -349,7 +345,7 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
                                  'epoch': epoch, 'step': step, 'history': history,
                                  'best_metrics': best, 'best_epoch': best_epoch,
                                  'seed': seed, 'batch_size': batch_size, 'lr': lr})
-            _write_json(out / HISTORY_FILE, history)
+            write_json(out / HISTORY_FILE, history)
             plot_curves(history, out / CURVE_FILE, title=f'{arch.name} ({arch.family})')
         if stopped_by != 'epochs':
             break
