@@ -15,10 +15,10 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from sensor_msgs.msg import Image
 
+from vas_ros.harness.probe import Probe
 from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes.activity_node import ActivityNode
 from vas_ros.nodes.common import latched_qos, qos_override_params
-from vas_ros.nodes.probe import Probe
 from vas_ros.perception.engine import DEFAULT_MODEL, SHIPPED_DIR
 
 pytestmark = pytest.mark.skipif(not (SHIPPED_DIR / f'{DEFAULT_MODEL}.safetensors').is_file(),

@@ -11,10 +11,10 @@ import pytest
 from inprocess import RunningNode
 from sensor_msgs.msg import Image
 
+from vas_ros.harness.probe import Probe
 from vas_ros.msg import ActivityResult
 from vas_ros.nodes.activity_node import ActivityNode
 from vas_ros.nodes.common import qos_override_params
-from vas_ros.nodes.probe import Probe
 
 CLASSES = ['left', 'right', 'still']
 
@@ -23,13 +23,14 @@ def _checkpoint(path, stream: str):
     import torch
 
     from vas_ros.models.checkpoint import save_checkpoint
-    from vas_ros.models.registry import ModelArch, build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
+    from vas_ros.models.registry import ModelArch
 
     torch.manual_seed(0)
-    arch = ModelArch('tvn', {**resolve_arch('tvn_tiny').genome, 'stream': stream},
+    arch = ModelArch('tvn', resolve_arch('tvn_tiny').genome.with_streams((stream,)),
                      f'tvn_tiny_{stream}')
-    return save_checkpoint(path, build_model(arch, len(CLASSES)), arch, CLASSES,
-                           input_spec_for(arch))
+    return save_checkpoint(path, arch.build(len(CLASSES)), arch, CLASSES,
+                           arch.input_spec())
 
 
 @pytest.fixture(scope='module')

@@ -10,13 +10,12 @@ import torch
 from vas_ros.errors import GenomeError, VasError
 from vas_ros.models.assemblenet import (
     TINY_GENOME,
-    parse_genome,
+    AssembleGenome,
     published_genome,
     rgb_only,
-    validate_genome,
 )
+from vas_ros.models.factory import resolve_arch
 from vas_ros.models.introspect import count_params, example_inputs
-from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
 
 
 def small_graph():
@@ -46,19 +45,19 @@ def broken(edit):
     (lambda n: n.insert(2, {'type': 'stem', 'modality': 'rgb'}) or
      [b.update(inputs=[i + 1 if i >= 2 else i for i in b['inputs']]) for b in n[3:]],
      'nodes[2]', 'no consumers'),
-    (lambda n: n[3].update(level=4), 'nodes[3].level', 'in 0..3'),
+    (lambda n: n[3].update(level=4), 'nodes[3].level', '<= 3'),
     (lambda n: n[2].update(level=2), 'nodes[3].inputs', 'levels out of order'),
     (lambda n: n[4].update(level=2), 'nodes', 'level-3'),
     (lambda n: n[0].update(modality='depth'), 'nodes[0].modality', 'rgb'),
     (lambda n: n[2].update(edge_logits=[0.1]), 'nodes[2].edge_logits', 'one number per input'),
-    (lambda n: n[2].update(filters=0), 'nodes[2].filters', 'in 1..4096'),
+    (lambda n: n[2].update(filters=0), 'nodes[2].filters', '>= 1'),
     (lambda n: n[2].update(kind='x'), 'nodes[2]', 'unknown block fields'),
     (lambda n: n[2].update(id=7), 'nodes[2].id', 'position'),
     (lambda n: n[2].pop('inputs'), 'nodes[2].inputs', 'required'),
 ])
 def test_graph_validation_names_the_field(edit, field, words):
     with pytest.raises(GenomeError) as info:
-        parse_genome(broken(edit))
+        AssembleGenome.from_dict(broken(edit))
     assert info.value.field == field
     assert words in str(info.value)
 
@@ -67,38 +66,38 @@ def test_genome_level_checks():
     genome = small_graph()
     genome['nodes'] = [{'type': 'block', 'level': 3, 'inputs': [5], 'filters': 4}]
     with pytest.raises(GenomeError, match='at least one stem'):
-        parse_genome(genome)
+        AssembleGenome.from_dict(genome)
     with pytest.raises(GenomeError) as info:
-        parse_genome({**small_graph(), 'depth': [1, 1, 0, 1]})
+        AssembleGenome.from_dict({**small_graph(), 'depth': [1, 1, 0, 1]})
     assert info.value.field == 'depth[2]'
     with pytest.raises(GenomeError) as info:
-        parse_genome({**small_graph(), 'colour': 'red'})
+        AssembleGenome.from_dict({**small_graph(), 'colour': 'red'})
     assert 'colour' in str(info.value)
     two_heads = small_graph()
     two_heads['nodes'].append({'type': 'block', 'level': 3, 'inputs': [3], 'filters': 16})
     with pytest.raises(GenomeError, match='share filters'):
-        parse_genome(two_heads)
+        AssembleGenome.from_dict(two_heads)
     # Same-level edges are legal (earlier ids already make them acyclic).
     same_level = small_graph()
     same_level['nodes'][3].update(level=0, spatial_stride=1)
-    assert parse_genome(same_level).nodes[3].level == 0
+    assert AssembleGenome.from_dict(same_level).nodes[3].level == 0
 
 
 def test_json_round_trip_through_a_genome_file(tmp_path):
-    normal = validate_genome(small_graph())
-    assert validate_genome(json.loads(json.dumps(normal))) == normal
+    normal = AssembleGenome.normalise(small_graph())
+    assert AssembleGenome.normalise(json.loads(json.dumps(normal))) == normal
     assert [n['id'] for n in normal['nodes']] == list(range(5))
     path = tmp_path / 'graph.json'
     path.write_text(json.dumps({'family': 'assemblenet', 'name': 'g', 'genome': normal}))
     arch = resolve_arch(str(path))
-    assert arch.genome == normal
-    assert input_spec_for(arch).streams == ('rgb', 'flow')
+    assert arch.genome.to_dict() == normal
+    assert arch.input_spec().streams == ('rgb', 'flow')
 
 
 def test_small_graph_forward_and_streams():
     arch = resolve_arch({'family': 'assemblenet', 'genome': small_graph()})
-    model = build_model(arch, 5)
-    spec = input_spec_for(arch)
+    model = arch.build(5)
+    spec = arch.input_spec()
     assert model(*example_inputs(spec, 2)).shape == (2, 5)
     with pytest.raises(VasError, match='takes 2 input'):
         model(torch.randn(1, 3, 4, 32, 32))
@@ -107,32 +106,32 @@ def test_small_graph_forward_and_streams():
 def test_tiny_presets_two_stream_and_rgb_ablation():
     tiny = resolve_arch('assemblenet_tiny')
     ablation = resolve_arch('assemblenet_tiny_rgb')
-    assert input_spec_for(tiny).streams == ('rgb', 'flow')
-    assert input_spec_for(ablation).streams == ('rgb',)
-    assert ablation.genome == rgb_only(TINY_GENOME)
-    assert not any(n.get('modality') == 'flow' for n in ablation.genome['nodes'])
+    assert tiny.input_spec().streams == ('rgb', 'flow')
+    assert ablation.input_spec().streams == ('rgb',)
+    assert ablation.genome.to_dict() == rgb_only(TINY_GENOME)
+    assert not any(n.modality == 'flow' for n in ablation.genome.stems)
     for arch in (tiny, ablation):
-        spec = input_spec_for(arch)
-        model = build_model(arch, 8)
+        spec = arch.input_spec()
+        model = arch.build(8)
         assert model(*example_inputs(spec, 2)).shape == (2, 8)
-    assert count_params(build_model(ablation, 8)) < count_params(build_model(tiny, 8))
+    assert count_params(ablation.build(8)) < count_params(tiny.build(8))
 
 
 def test_published_presets_forward_at_reduced_input():
     counts = {}
     for variant in (50, 101):
         preset = resolve_arch(f'assemblenet{variant}')
-        assert input_spec_for(preset).streams == ('rgb', 'flow')
-        assert preset.genome['depth'] == ([3, 4, 6, 3] if variant == 50 else [3, 4, 23, 3])
+        assert preset.input_spec().streams == ('rgb', 'flow')
+        assert list(preset.genome.depth) == ([3, 4, 6, 3] if variant == 50 else [3, 4, 23, 3])
         genome = published_genome(variant, frames=4, size=64)
         arch = resolve_arch({'family': 'assemblenet', 'genome': genome})
-        model = build_model(arch, 10).eval()
+        model = arch.build(10).eval()
         with torch.no_grad():
-            out = model(*example_inputs(input_spec_for(arch)))
+            out = model(*example_inputs(arch.input_spec()))
         assert out.shape == (1, 10)
         counts[variant] = count_params(model)
         # Parameters do not depend on the input size: the preset has the same count.
-        assert count_params(build_model(preset, 10)) == counts[variant]
+        assert count_params(preset.build(10)) == counts[variant]
     # About a two-stream ResNet-50's worth for 50; 101 adds 17 level-2 modules per node
     # (narrower at 192 filters) and halves the level-3 width.
     assert 30e6 < counts[50] < 45e6
@@ -142,7 +141,7 @@ def test_published_presets_forward_at_reduced_input():
 def test_published_edge_weights_initial_and_frozen():
     genome = published_genome(50, frames=2, size=32, depth=[1, 1, 1, 1])
     arch = resolve_arch({'family': 'assemblenet', 'genome': genome})
-    model = build_model(arch, 3)
+    model = arch.build(3)
     weights = model.edge_weights()
     assert weights[(0, 6)] == pytest.approx(0.138, abs=1e-5)
     assert weights[(12, 14)] == pytest.approx(0.989, abs=1e-5)
@@ -151,7 +150,7 @@ def test_published_edge_weights_initial_and_frozen():
     assert all(isinstance(f.edge_logits, torch.nn.Parameter)
                for f in model.fusions.values() if f.edge_logits is not None)
     frozen = published_genome(50, frames=2, size=32, depth=[1, 1, 1, 1], freeze_edges=True)
-    frozen_model = build_model(resolve_arch({'family': 'assemblenet', 'genome': frozen}), 3)
+    frozen_model = resolve_arch({'family': 'assemblenet', 'genome': frozen}).build(3)
     names = {n for n, _ in frozen_model.named_parameters()}
     assert not any('edge_logits' in n for n in names)
     assert frozen_model.edge_weights() == pytest.approx(weights)
@@ -171,8 +170,8 @@ def test_edge_weights_learn_in_the_full_model_and_stay_fixed_when_frozen():
     torch.manual_seed(0)
     genome = copy.deepcopy(TINY_GENOME)
     arch = resolve_arch({'family': 'assemblenet', 'genome': genome})
-    spec = input_spec_for(arch)
-    model = build_model(arch, 2)
+    spec = arch.input_spec()
+    model = arch.build(2)
     before = model.edge_weights()
     _train_step(model, spec)
     grads = [f.edge_logits.grad for f in model.fusions.values() if f.edge_logits is not None]
@@ -181,7 +180,7 @@ def test_edge_weights_learn_in_the_full_model_and_stay_fixed_when_frozen():
     assert any(abs(after[e] - before[e]) > 1e-6 for e in before)
 
     genome['freeze_edges'] = True
-    frozen = build_model(resolve_arch({'family': 'assemblenet', 'genome': genome}), 2)
+    frozen = resolve_arch({'family': 'assemblenet', 'genome': genome}).build(2)
     before = frozen.edge_weights()
     _train_step(frozen, spec)
     assert frozen.edge_weights() == before
@@ -195,9 +194,9 @@ def test_edge_logits_get_their_own_learning_rate_and_no_weight_decay():
     torch.manual_seed(0)
     genome = {**copy.deepcopy(TINY_GENOME), 'edge_lr_scale': 50}
     arch = resolve_arch({'family': 'assemblenet', 'genome': genome})
-    spec = input_spec_for(arch)
-    model = build_model(arch, 2)
-    groups = param_groups(model, 1e-3)
+    spec = arch.input_spec()
+    model = arch.build(2)
+    groups = param_groups(arch, model, 1e-3)
     assert [g['lr'] for g in groups] == [pytest.approx(1e-3), pytest.approx(0.05)]
     assert groups[1]['weight_decay'] == 0.0 and 'weight_decay' not in groups[0]
     ids = [id(p) for g in groups for p in g['params']]
@@ -219,13 +218,14 @@ def test_edge_logits_get_their_own_learning_rate_and_no_weight_decay():
     assert max(other_moves) < 2e-3
 
     # Default scale 1: one group's worth of lr; frozen edges: no edge group at all.
-    plain = build_model(resolve_arch({'family': 'assemblenet', 'genome': TINY_GENOME}), 2)
-    assert [g['lr'] for g in param_groups(plain, 1e-3)] == [pytest.approx(1e-3)] * 2
-    frozen = build_model(resolve_arch({'family': 'assemblenet', 'genome': {
-        **TINY_GENOME, 'freeze_edges': True}}), 2)
-    assert len(param_groups(frozen, 1e-3)) == 1
+    plain = resolve_arch({'family': 'assemblenet', 'genome': TINY_GENOME})
+    assert [g['lr'] for g in param_groups(plain, plain.build(2), 1e-3)] \
+        == [pytest.approx(1e-3)] * 2
+    frozen = resolve_arch({'family': 'assemblenet', 'genome': {
+        **TINY_GENOME, 'freeze_edges': True}})
+    assert len(param_groups(frozen, frozen.build(2), 1e-3)) == 1
     with pytest.raises(GenomeError, match='edge_lr_scale'):
-        parse_genome({**TINY_GENOME, 'edge_lr_scale': 0})
+        AssembleGenome.from_dict({**TINY_GENOME, 'edge_lr_scale': 0})
 
 
 def test_two_stream_checkpoint_runs_from_rgb_frames_only(tmp_path):
@@ -236,8 +236,8 @@ def test_two_stream_checkpoint_runs_from_rgb_frames_only(tmp_path):
 
     torch.manual_seed(1)
     arch = resolve_arch('assemblenet_tiny')
-    spec = input_spec_for(arch)
-    model = build_model(arch, len(CLASSES)).eval()
+    spec = arch.input_spec()
+    model = arch.build(len(CLASSES)).eval()
     path = save_checkpoint(tmp_path / 'tiny.safetensors', model, arch, CLASSES, spec)
 
     frames = render_clip('rotate_cw', np.random.default_rng(3), size=96, frames=spec.frames)
@@ -260,8 +260,8 @@ def test_two_stream_model_exports_to_onnxruntime():
 
     torch.manual_seed(0)
     arch = resolve_arch('assemblenet_tiny')
-    spec = input_spec_for(arch)
-    model = build_model(arch, 8).eval()
+    spec = arch.input_spec()
+    model = arch.build(8).eval()
     inputs = example_inputs(spec, 1)
     with torch.no_grad():
         expected = model(*inputs)
@@ -276,10 +276,10 @@ def test_documented_evolved_graph_validates_and_runs():
 
     path = Path(__file__).resolve().parents[1] / 'docs' / 'assemblenet_evolved_synth.json'
     arch = resolve_arch(str(path))
-    assert arch.family == 'assemblenet' and arch.genome['edge_lr_scale'] == 100.0
-    spec = input_spec_for(arch)
+    assert arch.family == 'assemblenet' and arch.genome.edge_lr_scale == 100.0
+    spec = arch.input_spec()
     assert spec.streams == ('rgb', 'flow')
-    model = build_model(arch, 8).eval()
+    model = arch.build(8).eval()
     with torch.no_grad():
         assert model(*example_inputs(spec, 1)).shape == (1, 8)
     assert rgb_only(arch.genome)['nodes'][0]['modality'] == 'rgb'

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from vas_ros.errors import VasError
-from vas_ros.models.assemblenet import AssembleNet, parse_genome, validate_genome
+from vas_ros.models.assemblenet import AssembleGenome, AssembleNet
 from vas_ros.models.layers.fusion import logit
-from vas_ros.search.assemblenet_space import AssembleNetSpace, make_space
+from vas_ros.search.assemblenet_space import AssembleNetSpace
 from vas_ros.search.space import get_space
 
 
@@ -23,7 +23,7 @@ def test_space_is_registered_with_the_search_registry():
     with pytest.raises(VasError, match='unknown options'):
         space.with_options({'colour': 'red'})
     with pytest.raises(VasError, match='max_blocks'):
-        make_space(max_blocks=2)
+        AssembleNetSpace(max_blocks=2)
 
 
 def test_random_graphs_are_valid_over_connected_and_buildable():
@@ -32,7 +32,7 @@ def test_random_graphs_are_valid_over_connected_and_buildable():
     fan_in = []
     for _ in range(60):
         genome = space.random_genome(rng)
-        g = parse_genome(genome)
+        g = AssembleGenome.from_dict(genome)
         assert {n.modality for n in g.stems} == {'rgb', 'flow'}
         assert len(g.blocks) <= space.options['max_blocks']
         assert all(n.edge_logits is None for n in g.blocks)
@@ -42,7 +42,7 @@ def test_random_graphs_are_valid_over_connected_and_buildable():
     x = [torch.randn(1, 3, 8, 64, 64), torch.randn(1, 2, 8, 64, 64)]
     assert model(*x).shape == (1, 4)
     rgb_space = AssembleNetSpace(modalities=['rgb'])
-    assert parse_genome(rgb_space.random_genome(rng)).streams == ('rgb',)
+    assert AssembleGenome.from_dict(rgb_space.random_genome(rng)).streams == ('rgb',)
 
 
 def test_searched_graphs_learn_their_edges_faster():
@@ -71,25 +71,25 @@ def test_each_mutation_yields_valid_changed_graphs(kind):
         except VasError:
             continue  # e.g. split at the block ceiling, merge with one block per level
         applied += 1
-        assert validate_genome(child) == child
+        assert AssembleGenome.normalise(child) == child
         assert child != genome
     assert applied >= 20
 
 
 def test_mutation_chains_stay_valid():
-    space = make_space()
+    space = AssembleNetSpace()
     rng = random.Random(7)
     genome = space.random_genome(rng)
     seen = set()
     for _ in range(300):
         genome = space.mutate(genome, rng)
-        parse_genome(genome)
+        AssembleGenome.from_dict(genome)
         seen.add(len(genome['nodes']))
     assert len(seen) > 2  # splits and merges really change the graph size
 
 
 def _hand_weighted_model(weights: dict):
-    genome = validate_genome({
+    genome = AssembleGenome.normalise({
         'frames': 2, 'size': 32, 'stem_filters': 4,
         'nodes': [
             {'type': 'stem', 'modality': 'rgb'},                                   # 0
@@ -142,14 +142,14 @@ def test_after_training_proposes_new_edges_deterministically():
     assert first == space.after_training(genome, model)
     count = sum(len(n.get('inputs', [])) for n in first['nodes'])
     assert count == sum(len(n.get('inputs', [])) for n in genome['nodes']) + 2
-    parse_genome(first)
+    AssembleGenome.from_dict(first)
 
 
 def test_graph_png_is_written(tmp_path):
     import matplotlib.image
 
-    from vas_ros.models.registry import resolve_arch
-    from vas_ros.search.graph_plot import genome_edge_weights, plot_graph
+    from vas_ros.models.assemblenet_plot import genome_edge_weights, plot_graph
+    from vas_ros.models.factory import resolve_arch
 
     genome = resolve_arch('assemblenet50').genome
     weights = genome_edge_weights(genome)
@@ -194,5 +194,5 @@ def test_tiny_search_end_to_end_writes_the_best_graph(tmp_path):
     # after_training ran on every trained candidate: learned weights recorded, graph rewired.
     assert all(r.next_genome is not None for r in trained)
     for record in trained:
-        parse_genome(record.next_genome)
+        AssembleGenome.from_dict(record.next_genome)
         assert any(n.get('edge_logits') for n in record.next_genome['nodes'])

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from vas_ros.errors import GenomeError
+from vas_ros.models.factory import resolve_arch
 from vas_ros.models.introspect import count_params, example_inputs
-from vas_ros.models.registry import build_model, input_spec_for, presets, resolve_arch
+from vas_ros.models.registry import presets
 
 
 def small(arch: str, frames: int = 4, size: int = 32):
@@ -20,8 +21,8 @@ def test_presets_are_registered_with_published_input():
     for name in ('r2plus1d_18', 'r3d_18', 'mc3_18', 'frame2d'):
         arch = table[name]
         assert arch.family == 'baseline'
-        assert arch.genome == {'arch': name, 'frames': 16, 'size': 112, 'frame_stride': 1}
-        spec = input_spec_for(arch)
+        assert arch.genome.to_dict() == {'arch': name, 'frames': 16, 'size': 112, 'frame_stride': 1}
+        spec = arch.input_spec()
         assert (spec.frames, spec.size, spec.streams) == (16, 112, ('rgb',))
 
 
@@ -45,10 +46,10 @@ def test_bad_genomes_name_the_field(genome, field):
     ('mc3_18', 11.3e6, 11.8e6), ('frame2d', 11.0e6, 11.3e6)])
 def test_each_baseline_builds_and_maps_clips_to_logits(name, low, high):
     arch = small(name)
-    model = build_model(arch, 8).eval()
+    model = arch.build(8).eval()
     assert low < count_params(model) < high  # torchvision sizes, with an 8-way classifier
     with torch.no_grad():
-        logits = model(*example_inputs(input_spec_for(arch), batch=2))
+        logits = model(*example_inputs(arch.input_spec(), batch=2))
     assert logits.shape == (2, 8)
     assert torch.isfinite(logits).all()
 
@@ -58,8 +59,8 @@ def test_frame2d_is_blind_to_frame_order_but_video_models_are_not():
     clip = torch.randn(2, 3, 4, 32, 32)
     reversed_clip = clip.flip(2)
     shuffled = clip[:, :, [2, 0, 3, 1]]
-    frame2d = build_model(small('frame2d'), 8).eval()
-    video = build_model(small('r2plus1d_18'), 8).eval()
+    frame2d = small('frame2d').build(8).eval()
+    video = small('r2plus1d_18').build(8).eval()
     with torch.no_grad():
         assert torch.allclose(frame2d(clip), frame2d(reversed_clip), atol=1e-5)
         assert torch.allclose(frame2d(clip), frame2d(shuffled), atol=1e-5)
@@ -68,7 +69,7 @@ def test_frame2d_is_blind_to_frame_order_but_video_models_are_not():
 
 def test_frame2d_averages_per_frame_logits():
     torch.manual_seed(1)
-    model = build_model(small('frame2d'), 5).eval()
+    model = small('frame2d').build(5).eval()
     clip = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         per_frame = torch.stack([model.backbone(clip[:, :, t]) for t in range(4)], dim=1)

@@ -75,11 +75,11 @@ FRAME2D = {'family': 'baseline', 'name': 'frame2d_tiny',
 @pytest.fixture(scope='module')
 def good_checkpoint(tmp_path_factory):
     from vas_ros.models.checkpoint import save_checkpoint
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     arch = resolve_arch(FRAME2D)
     path = tmp_path_factory.mktemp('ckpt') / 'model.safetensors'
-    save_checkpoint(path, build_model(arch, 3), arch, ['a', 'b', 'c'], input_spec_for(arch))
+    save_checkpoint(path, arch.build(3), arch, ['a', 'b', 'c'], arch.input_spec())
     return path
 
 

@@ -8,7 +8,7 @@ import torch
 from vas_ros.data.synth import CLASSES, write_synthetic_dataset
 from vas_ros.errors import VasError
 from vas_ros.models.layers.fusion import logit
-from vas_ros.models.registry import ModelArch, build_model, input_spec_for
+from vas_ros.models.registry import ModelArch
 from vas_ros.training.edge_ablation import edge_ablation, rank_correlation
 
 # Block 2 fuses both stems (flow edge nearly cut already), block 3 has one input (no weight),
@@ -35,7 +35,7 @@ def tiny_data(tmp_path_factory):
 def _model():
     torch.manual_seed(0)
     arch = ModelArch('assemblenet', GENOME, 'edge_test')
-    model = build_model(arch, len(CLASSES))
+    model = arch.build(len(CLASSES))
     with torch.no_grad():  # wake the zero-initialised last BN of each module
         for name, param in model.named_parameters():
             if name.endswith('weight') and param.dim() == 1 and param.abs().sum() == 0:
@@ -55,7 +55,7 @@ def test_cutting_edges_measures_their_effect_and_restores_the_model(tiny_data):
     from vas_ros.data.datasets import open_dataset
 
     arch, model = _model()
-    spec = input_spec_for(arch)
+    spec = arch.input_spec()
     dataset = open_dataset(tiny_data, 'val', spec)
     before = model.edge_weights()
     model.train()
@@ -81,7 +81,7 @@ def test_edges_command_writes_json_and_png(tiny_data, tmp_path, capsys):
 
     arch, model = _model()
     path = save_checkpoint(tmp_path / 'an.safetensors', model, arch, CLASSES,
-                           input_spec_for(arch))
+                           arch.input_spec())
     png = tmp_path / 'edges.png'
     assert main(['edges', str(path), '--data', str(tiny_data), '--json',
                  '--png', str(png)]) == 0
@@ -91,10 +91,10 @@ def test_edges_command_writes_json_and_png(tiny_data, tmp_path, capsys):
     assert main(['edges', str(path), '--data', str(tiny_data), '--quiet']) == 0
     assert 'Spearman' in capsys.readouterr().out
 
-    from vas_ros.models.registry import resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     tvn_arch = resolve_arch('tvn_tiny')
-    tvn_path = save_checkpoint(tmp_path / 'tvn.safetensors', build_model(tvn_arch, 8),
-                               tvn_arch, CLASSES, input_spec_for(tvn_arch))
+    tvn_path = save_checkpoint(tmp_path / 'tvn.safetensors', tvn_arch.build(8),
+                               tvn_arch, CLASSES, tvn_arch.input_spec())
     assert main(['edges', str(tvn_path), '--data', str(tiny_data)]) == 2
     assert 'needs a checkpoint of the assemblenet family' in capsys.readouterr().err

@@ -8,7 +8,7 @@ from vas_ros.errors import GenomeError, VasError
 from vas_ros.models import evanet
 from vas_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from vas_ros.models.ensemble import Ensemble, make_genome
-from vas_ros.models.registry import ModelArch, build_model, input_spec_for
+from vas_ros.models.registry import ModelArch
 
 TINY = {'family': 'evanet', 'name': 'evanet_tiny', 'genome': evanet.PRESETS['evanet_tiny']}
 CLASSES = ['a', 'b', 'c']
@@ -21,22 +21,22 @@ def _two_stream() -> ModelArch:
 
 def test_two_stream_genome_and_spec():
     arch = _two_stream()
-    members = arch.genome['members']
+    members = arch.genome.to_dict()['members']
     assert [m['streams'] for m in members] == [['rgb'], ['flow']]
     assert members[1]['arch']['genome']['stream'] == 'flow'  # EvaNet switched to flow
-    spec = input_spec_for(arch)
+    spec = arch.input_spec()
     assert spec.streams == ('rgb', 'flow')
     assert (spec.frames, spec.size, spec.frame_stride) == (8, 64, 2)
     # flow listed first still gives the canonical order rgb, flow
     flipped = make_genome([('evanet_tiny', ['flow']), ('evanet_tiny', None)])
-    assert input_spec_for(ModelArch('ensemble', flipped)).streams == ('rgb', 'flow')
+    assert ModelArch('ensemble', flipped).input_spec().streams == ('rgb', 'flow')
 
 
 @pytest.mark.parametrize('genome,field', [
     ({'members': []}, 'members'),
-    ({'members': [TINY]}, 'members[0]'),  # a bare arch, not {"arch": ...}
+    ({'members': [TINY]}, 'members[0].family'),  # a bare arch, not {"arch": ...}
     ({'members': [{'arch': 'evanet_tiny'}]}, 'members[0].arch'),
-    ({'members': [{'arch': TINY}], 'weights': [1]}, 'genome'),
+    ({'members': [{'arch': TINY}], 'weights': [1]}, 'weights'),
     ({'members': [{'arch': TINY, 'streams': ['depth']}]}, 'members[0].streams'),
     ({'members': [{'arch': {**TINY, 'genome': {**TINY['genome'], 'frames': 0}}}]},
      'members[0].arch.frames'),
@@ -58,8 +58,8 @@ def test_invalid_ensembles_name_the_field(genome, field):
 def test_checkpoint_round_trip_gives_mean_of_member_logits(tmp_path):
     torch.manual_seed(0)
     arch = _two_stream()
-    spec = input_spec_for(arch)
-    model = build_model(arch, len(CLASSES))
+    spec = arch.input_spec()
+    model = arch.build(len(CLASSES))
     assert isinstance(model, Ensemble)
     # Make the members differ from a fresh init so a load that skipped weights would fail.
     model.train()
@@ -87,9 +87,9 @@ def test_ensemble_checkpoint_runs_in_the_inference_engine(tmp_path):
 
     torch.manual_seed(1)
     arch = _two_stream()
-    model = build_model(arch, len(CLASSES))
+    model = arch.build(len(CLASSES))
     path = save_checkpoint(tmp_path / 'e.safetensors', model, arch, CLASSES,
-                           input_spec_for(arch))
+                           arch.input_spec())
     engine = InferenceEngine(path, device='cpu')
     clip = render_clip('move_left', np.random.default_rng(0), size=96, frames=15)
     prediction = engine.infer(clip, top_k=3)
@@ -107,6 +107,6 @@ def test_ensemble_checkpoint_runs_in_the_inference_engine(tmp_path):
 
 
 def test_forward_checks_the_number_of_inputs():
-    model = build_model(_two_stream(), 3)
+    model = _two_stream().build(3)
     with pytest.raises(VasError, match='takes 2 input'):
         model(torch.randn(1, 3, 8, 64, 64))

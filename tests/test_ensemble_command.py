@@ -6,10 +6,11 @@ import random
 import pytest
 
 from vas_ros.cli import main
-from vas_ros.commands.ensemble import genome_distance, select_candidates
 from vas_ros.errors import VasError
 from vas_ros.models import evanet
-from vas_ros.search.evanet_space import make_space
+from vas_ros.models.factory import resolve_arch
+from vas_ros.search.ensemble_select import genome_distance, select_candidates
+from vas_ros.search.evanet_space import EvaNetSpace
 from vas_ros.search.space import genome_hash
 from vas_ros.search.store import CandidateRecord
 
@@ -21,7 +22,7 @@ def _record(cid, genome, accuracy, status='done', latency=10.0):
 
 
 def _genomes(n, **options):
-    space = make_space(**options)
+    space = EvaNetSpace(**options)
     rng = random.Random(0)
     return [space.random_genome(rng) for _ in range(n)]
 
@@ -45,7 +46,7 @@ def test_diverse_selection_prefers_distant_genomes():
     far['stem']['type'] = '3d' if base['stem']['type'] != '3d' else 'itgm'
     far['blocks'][1]['branches'] = [{'kind': '1x1'}]
     far['blocks'][2]['branches'] = [{'kind': 'maxpool', 'time': 11}]
-    far = evanet.validate(far)
+    far = evanet.EvaGenome.normalise(far)
     assert genome_distance('evanet', base, near) < genome_distance('evanet', base, far)
     records = [_record(0, base, 0.9), _record(1, near, 0.85), _record(2, far, 0.6)]
     assert [r.id for r in select_candidates(records, 2, 'evanet')] == [0, 1]
@@ -55,11 +56,21 @@ def test_diverse_selection_prefers_distant_genomes():
                                             pool=2)] == [0, 1]
 
 
-def test_generic_distance_counts_differing_leaves():
+def test_distance_is_the_genomes_own_or_the_leaf_count():
+    from vas_ros.models.genome import leaves
+
     a = {'blocks': [{'f': 1, 'k': 3}], 'size': 64}
     b = {'blocks': [{'f': 2, 'k': 3}, {'f': 1}], 'size': 64}
-    assert genome_distance('tvn', a, a) == 0
-    assert genome_distance('tvn', a, b) == 3  # list length, blocks[0].f, blocks[1].f
+    la, lb = leaves(a), leaves(b)
+    assert sum(la.get(k) != lb.get(k) for k in set(la) | set(lb)) == 3  # length, 2 x f
+    # TVN keeps the default (differing JSON leaves); EvaNet counts structure.
+    tvn = resolve_arch('tvn_tiny').genome.to_dict()
+    wider = {**tvn, 'blocks': [{**tvn['blocks'][0], 'filters': 24}, *tvn['blocks'][1:]]}
+    assert genome_distance('tvn', tvn, tvn) == 0 and genome_distance('tvn', tvn, wider) == 1
+    eva = resolve_arch('evanet_tiny').genome.to_dict()
+    other = {**eva, 'blocks': [*eva['blocks'][:3], {'repeats': 2, 'branches': [
+        {'kind': '1x1'}]}]}
+    assert genome_distance('evanet', eva, other) == 1 + 1  # one branch gone, one repeat more
 
 
 def test_ensemble_command_errors(tmp_path):
@@ -67,3 +78,16 @@ def test_ensemble_command_errors(tmp_path):
         main(['ensemble', '--top', '2'])  # missing required options
     assert main(['ensemble', '--from-store', str(tmp_path / 'none.sqlite'), '--data',
                  str(tmp_path), '--out', str(tmp_path / 'o')]) == 2
+
+
+def test_flow_members_come_from_the_genomes_stream_hook():
+    from vas_ros.errors import VasError
+    from vas_ros.models.factory import resolve_arch
+    from vas_ros.training.ensemble_build import member_streams
+
+    for name, family in (('evanet_tiny', 'evanet'), ('tvn_tiny', 'tvn')):
+        pair = member_streams(family, resolve_arch(name), flow=True)
+        assert [streams for _, streams in pair] == [['rgb'], ['flow']]
+        assert [a.input_spec().streams for a, _ in pair] == [('rgb',), ('flow',)]
+    with pytest.raises(VasError, match='assemblenet genome cannot switch to the rgb stream'):
+        member_streams('assemblenet', resolve_arch('assemblenet_tiny'), flow=True)

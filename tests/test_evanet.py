@@ -8,9 +8,10 @@ import torch
 
 from vas_ros.errors import GenomeError
 from vas_ros.models import evanet
+from vas_ros.models.factory import resolve_arch
 from vas_ros.models.introspect import count_params
 from vas_ros.models.layers.spacetime import ITGMConv3d, SameConv3d
-from vas_ros.models.registry import ModelArch, build_model, input_spec_for, resolve_arch
+from vas_ros.models.registry import ModelArch
 
 
 def _small(name: str, **changes) -> dict:
@@ -25,8 +26,8 @@ def test_presets_forward_at_reduced_input(name):
     torch.manual_seed(0)
     genome = _small(name) if name != 'evanet_tiny' else evanet.PRESETS[name]
     arch = ModelArch.from_dict({'family': 'evanet', 'genome': genome})
-    model = build_model(arch, 5).eval()
-    spec = input_spec_for(arch)
+    model = arch.build(5).eval()
+    spec = arch.input_spec()
     assert spec.streams == ('rgb',) and spec.frames == 8 and spec.size == 64
     with torch.no_grad():
         out = model(torch.randn(2, 3, 8, 64, 64))
@@ -39,14 +40,14 @@ def test_preset_parameter_counts_match_released_architectures():
     counts = {}
     for name in ('evanet_a', 'evanet_b'):
         with torch.device('meta'):
-            counts[name] = count_params(build_model(resolve_arch(name), 400))
+            counts[name] = count_params(resolve_arch(name).build(400))
     assert counts['evanet_a'] == pytest.approx(32.8e6, rel=0.01)
     assert counts['evanet_b'] == pytest.approx(40.3e6, rel=0.01)
 
 
 def test_stage_widths_and_branch_split():
     genome = _small('evanet_a', width=0.25)
-    net = evanet.build(genome, 3)
+    net = evanet.EvaGenome.parse(genome).build(3)
     # block3 has 5 branches over 128 channels: 25 each, 125 out (remainder dropped,
     # as released), with a projection shortcut on the first repeat only.
     first, second = net.stages[1][0], net.stages[1][1]
@@ -58,7 +59,7 @@ def test_stage_widths_and_branch_split():
 
 
 def test_odd_repeats_run_convs_with_temporal_size_one():
-    net = evanet.build(_small('evanet_a'), 3)
+    net = evanet.EvaGenome.parse(_small('evanet_a')).build(3)
     block4 = net.stages[2]  # CONV iTGM T11 is branch 2; 5 repeats
     kinds = [type(m.branches[2][-1][0]) for m in block4]
     assert kinds == [ITGMConv3d, SameConv3d, ITGMConv3d, SameConv3d, ITGMConv3d]
@@ -71,8 +72,8 @@ def test_odd_repeats_run_convs_with_temporal_size_one():
 def test_flow_stream_stem_takes_two_channels():
     genome = dict(evanet.PRESETS['evanet_tiny'], stream='flow')
     arch = ModelArch.from_dict({'family': 'evanet', 'genome': genome})
-    assert input_spec_for(arch).streams == ('flow',)
-    model = build_model(arch, 4).eval()
+    assert arch.input_spec().streams == ('flow',)
+    model = arch.build(4).eval()
     assert model.stem[0].in_channels == 2
     with torch.no_grad():
         assert model(torch.randn(1, 2, 8, 64, 64)).shape == (1, 4)
@@ -84,11 +85,11 @@ def test_json_round_trip_through_a_genome_file(tmp_path):
     path.write_text(arch.to_json())
     again = resolve_arch(path)
     assert again.family == 'evanet' and again.genome == arch.genome
-    assert evanet.validate(json.loads(json.dumps(arch.genome))) == arch.genome
+    assert evanet.EvaGenome.from_dict(json.loads(arch.genome.to_json())) == arch.genome
     # defaults are filled in
     minimal = {k: v for k, v in evanet.PRESETS['evanet_tiny'].items()
                if k not in ('frame_stride', 'stream', 'width', 'dropout')}
-    full = evanet.validate(minimal)
+    full = evanet.EvaGenome.normalise(minimal)
     assert full['stream'] == 'rgb' and full['width'] == 1.0 and full['frame_stride'] == 1
 
 
@@ -113,7 +114,7 @@ def _broken(path_fn):
     (lambda g: g.update(stream='depth'), 'stream'),
     (lambda g: g.update(width=0), 'width'),
     (lambda g: g.update(frames=2.5), 'frames'),
-    (lambda g: g.update(colour=True), 'genome'),
+    (lambda g: g.update(colour=True), 'colour'),
     # 8 branches over 32 channels leave 4 each: fine for 1x1, but 2 x 16 = 32 ch over 8
     # conv2 branches at width 1/16 leaves 2 < 4.
     (lambda g: g.update(width=1 / 16, blocks=[
@@ -123,25 +124,25 @@ def _broken(path_fn):
 ])
 def test_invalid_genomes_name_the_field(mutate, field):
     with pytest.raises(GenomeError) as info:
-        evanet.validate(_broken(mutate))
+        evanet.EvaGenome.normalise(_broken(mutate))
     assert info.value.field == field
 
 
 def test_genome_distance():
     a, b = evanet.PRESETS['evanet_a'], evanet.PRESETS['evanet_b']
-    assert evanet.genome_distance(a, a) == 0
-    assert evanet.genome_distance(a, b) == evanet.genome_distance(b, a) > 10
+    assert evanet.EvaGenome.parse(a).distance(a) == 0
+    assert evanet.EvaGenome.parse(a).distance(b) == evanet.EvaGenome.parse(b).distance(a) > 10
     one = copy.deepcopy(a)
     one['blocks'][0]['branches'][1]['time'] = 9  # one branch changed: removed + added
-    assert evanet.genome_distance(a, one) == 2
+    assert evanet.EvaGenome.parse(a).distance(one) == 2
     two = copy.deepcopy(a)
     two['blocks'][3]['repeats'] = 4
-    assert evanet.genome_distance(a, two) == 1
+    assert evanet.EvaGenome.parse(a).distance(two) == 1
 
 
 def test_head_is_the_released_average_pool_then_1x1_conv():
     torch.manual_seed(0)
-    net = evanet.build(evanet.PRESETS['evanet_tiny'], 4).eval()
+    net = evanet.EvaGenome.parse(evanet.PRESETS['evanet_tiny']).build(4).eval()
     x = torch.randn(2, 3, 8, 64, 64)
     with torch.no_grad():
         feats = net.features(x)
@@ -157,7 +158,7 @@ def test_evanet_exports_to_onnx_and_matches_eager(tmp_path):
 
     torch.manual_seed(0)
     genome = dict(evanet.PRESETS['evanet_tiny'], frames=4, size=32)
-    net = evanet.build(genome, 3).eval()
+    net = evanet.EvaGenome.parse(genome).build(3).eval()
     x = torch.randn(1, 3, 4, 32, 32)
     path = tmp_path / 'tiny.onnx'
     torch.onnx.export(net, (x,), str(path), input_names=['rgb'], output_names=['logits'],

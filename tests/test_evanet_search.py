@@ -35,7 +35,7 @@ def test_search_evanet_end_to_end(search_run):
     assert summary['family'] == 'evanet'
     best = json.loads((out / 'best_genome.json').read_text())
     assert best['family'] == 'evanet'
-    assert evanet.validate(best['genome']) == best['genome']
+    assert evanet.EvaGenome.normalise(best['genome']) == best['genome']
     loaded = load_checkpoint(out / 'best.safetensors')
     assert loaded.arch.family == 'evanet' and loaded.spec.frames == 4
     with sqlite3.connect(search_run['store']) as conn:

@@ -8,7 +8,7 @@ import torch
 
 from vas_ros.errors import VasError
 from vas_ros.models import evanet
-from vas_ros.search.evanet_space import MUTATIONS, EvaNetSpace, make_space
+from vas_ros.search.evanet_space import MUTATIONS, EvaNetSpace
 from vas_ros.search.space import canonical_json, get_space
 
 
@@ -27,11 +27,11 @@ def test_space_is_registered_with_cpu_sized_defaults():
 
 
 def test_random_genomes_are_valid_and_reproducible():
-    space = make_space(max_branches=5, max_repeats=3)
+    space = EvaNetSpace(max_branches=5, max_repeats=3)
     seen = set()
     for seed in range(200):
         genome = space.random_genome(random.Random(seed))
-        assert evanet.validate(genome) == genome
+        assert evanet.EvaGenome.normalise(genome) == genome
         assert genome['frames'] == 8 and genome['width'] == 0.125
         assert all(len(b['branches']) <= 5 and b['repeats'] <= 3 for b in genome['blocks'])
         seen.add(canonical_json(genome))
@@ -40,12 +40,12 @@ def test_random_genomes_are_valid_and_reproducible():
 
 
 def test_mutations_stay_valid_and_change_the_genome():
-    space = make_space()
+    space = EvaNetSpace()
     rng = random.Random(0)
     genome = space.random_genome(rng)
     for _ in range(500):
         child = space.mutate(genome, rng)
-        assert evanet.validate(child) == child
+        assert evanet.EvaGenome.normalise(child) == child
         assert canonical_json(child) != canonical_json(genome)
         assert all(len(b['branches']) <= 4 and 1 <= b['repeats'] <= 2
                    for b in child['blocks'])
@@ -54,7 +54,7 @@ def test_mutations_stay_valid_and_change_the_genome():
 
 @pytest.mark.parametrize('mutation', MUTATIONS)
 def test_each_mutation_kind_yields_valid_changed_genomes(mutation):
-    impl = EvaNetSpace({'max_branches': 4, 'max_repeats': 3})
+    impl = EvaNetSpace(max_branches=4, max_repeats=3)
     rng = random.Random(1)
     valid = 0
     for _ in range(50):
@@ -63,7 +63,7 @@ def test_each_mutation_kind_yields_valid_changed_genomes(mutation):
         if not impl._apply(mutation, child, rng):
             continue
         try:
-            child = evanet.validate(child)
+            child = evanet.EvaGenome.normalise(child)
         except VasError:
             continue  # mutate() redraws these
         assert child != genome
@@ -72,7 +72,7 @@ def test_each_mutation_kind_yields_valid_changed_genomes(mutation):
 
 
 def test_mutations_cover_branch_and_repeat_changes():
-    space = make_space(max_branches=4, max_repeats=3)
+    space = EvaNetSpace(max_branches=4, max_repeats=3)
     rng = random.Random(3)
     genome = space.random_genome(rng)
     counts, repeats = set(), set()
@@ -85,11 +85,11 @@ def test_mutations_cover_branch_and_repeat_changes():
 
 
 def test_mutated_genomes_build_and_run():
-    space = make_space(frames=4, size=32)
+    space = EvaNetSpace(frames=4, size=32)
     rng = random.Random(5)
     genome = space.random_genome(rng)
     for _ in range(3):
         genome = space.mutate(genome, rng)
-        model = evanet.build(genome, 3).eval()
+        model = evanet.EvaGenome.parse(genome).build(3).eval()
         with torch.no_grad():
             assert model(torch.randn(1, 3, 4, 32, 32)).shape == (1, 3)

@@ -12,8 +12,8 @@ import torch
 
 from vas_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from vas_ros.models.export import check_export, export_checkpoint, run_exported
+from vas_ros.models.factory import resolve_arch
 from vas_ros.models.introspect import example_inputs
-from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
 from vas_ros.perception.engine import resolve_model_path
 
 SHIPPED = resolve_model_path('tvn_tiny_synth')
@@ -24,8 +24,8 @@ def two_stream_checkpoint(tmp_path_factory):
     """A randomly initialised RGB+flow AssembleNet, saved like a trained one."""
     torch.manual_seed(0)
     arch = resolve_arch('assemblenet_tiny')
-    spec = input_spec_for(arch)
-    model = build_model(arch, 5).eval()
+    spec = arch.input_spec()
+    model = arch.build(5).eval()
     path = tmp_path_factory.mktemp('ckpt') / 'two_stream.safetensors'
     save_checkpoint(path, model, arch, [f'c{i}' for i in range(5)], spec)
     return path

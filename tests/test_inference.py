@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vas_ros.errors import VasError
+from vas_ros.models.factory import resolve_arch
 from vas_ros.models.inference import (
     PATHS,
     available_paths,
@@ -13,7 +14,6 @@ from vas_ros.models.inference import (
     fuse_conv_bn,
     prepare_inference,
 )
-from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
 
 # Relative tolerance (max |diff| / max |eager logit|) per path: fp32 rewrites are exact up
 # to summation order; bf16 keeps 8 mantissa bits; int8 is calibrated on random clips.
@@ -29,8 +29,8 @@ def tiny():
     """tvn_tiny with non-trivial BatchNorm statistics and logits of order 1."""
     torch.manual_seed(0)
     arch = resolve_arch('tvn_tiny')
-    spec = input_spec_for(arch)
-    model = build_model(arch, 8)
+    spec = arch.input_spec()
+    model = arch.build(8)
     model.train()
     with torch.no_grad():
         for _ in range(3):
@@ -72,7 +72,7 @@ def test_compile_path_matches_eager():
     # Compiling costs about a minute per graph on two shared cores, so this uses a
     # two-block TVN (same layer kinds as tvn_tiny: SAME pads, temporal conv and pool, SE,
     # gating, residual) and one input shape.
-    from vas_ros.models.tvn import build_tvn, tvn_input_spec
+    from vas_ros.models.tvn import TVNGenome
 
     genome = {'frames': 4, 'size': 32, 'blocks': [
         {'spatial_type': 'std', 'spatial_kernel': 4, 'spatial_stride': 2,
@@ -82,9 +82,9 @@ def test_compile_path_matches_eager():
          'temporal_type': 'maxpool', 'temporal_kernel': 2, 'temporal_stride': 2,
          'filters': 8, 'expand': 2}]}
     torch.manual_seed(0)
-    model = build_tvn(genome, 5).eval()
+    model = TVNGenome.parse(genome).build(5).eval()
     torch.nn.init.normal_(model.classifier.weight, std=1.0)
-    spec = tvn_input_spec(genome)
+    spec = TVNGenome.parse(genome).input_spec()
     clips = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         reference = model(clips)

@@ -9,7 +9,7 @@ import torch
 
 from vas_ros.cli import main
 from vas_ros.errors import VasError
-from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+from vas_ros.models.factory import resolve_arch
 from vas_ros.search.latency import measure_arch_latency, measure_latency, summarise
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -27,9 +27,9 @@ def test_measure_latency_returns_sane_percentiles_and_restores_threads():
         'frames': 2, 'size': 32, 'blocks': [{'spatial_type': 'std', 'spatial_stride': 2,
                                              'temporal_type': '1d', 'temporal_kernel': 2,
                                              'filters': 8, 'context_gating': True}]}})
-    model = build_model(arch, 8)
+    model = arch.build(8)
     before = torch.get_num_threads()
-    res = measure_latency(model, input_spec_for(arch), threads=2, warmup=1, repeats=5)
+    res = measure_latency(model, arch.input_spec(), threads=2, warmup=1, repeats=5)
     assert torch.get_num_threads() == before
     assert res.threads == 2 and res.device == 'cpu' and res.path == 'eager'
     assert len(res.samples_ms) == 5 and all(s > 0 for s in res.samples_ms)
@@ -85,8 +85,8 @@ def test_latency_command_accepts_genome_files_and_checkpoints(capsys, tmp_path):
     arch = resolve_arch('tvn_tiny')
     genome_file = tmp_path / 'g.json'
     genome_file.write_text(arch.to_json())
-    ckpt = save_checkpoint(tmp_path / 'm.safetensors', build_model(arch, 3), arch,
-                           ['a', 'b', 'c'], input_spec_for(arch))
+    ckpt = save_checkpoint(tmp_path / 'm.safetensors', arch.build(3), arch,
+                           ['a', 'b', 'c'], arch.input_spec())
     out = _cli_json(capsys, ['latency', str(genome_file), str(ckpt), '--repeats', '2',
                              '--warmup', '0', '--json'])
     assert [r['model'] for r in out['results']] == [str(genome_file), str(ckpt)]
@@ -105,8 +105,8 @@ def test_latency_command_times_flow_per_clip_apart_for_two_stream_models(capsys)
     assert two['flow_method'] == 'dis' and 0 < two['flow_p10_ms'] <= two['flow_p90_ms']
     assert 'flow_median_ms' not in rows['assemblenet_tiny_rgb']
     assert 'flow_median_ms' not in rows['tvn_tiny']
-    spec = input_spec_for(resolve_arch('assemblenet_tiny'))
-    assert measure_flow_latency(input_spec_for(resolve_arch('tvn_tiny'))) is None
+    spec = resolve_arch('assemblenet_tiny').input_spec()
+    assert measure_flow_latency(resolve_arch('tvn_tiny').input_spec()) is None
     assert measure_flow_latency(spec, repeats=2).samples_ms[0] > 0
     with pytest.raises(VasError, match='repeats'):
         measure_flow_latency(spec, repeats=0)
@@ -127,7 +127,7 @@ def test_models_list_shows_every_tvn_preset(capsys):
 def test_models_info_json(capsys, tmp_path):
     info = _cli_json(capsys, ['models', 'info', 'tvn_tiny', '--classes', '8', '--json'])
     arch = resolve_arch('tvn_tiny')
-    model = build_model(arch, 8)
+    model = arch.build(8)
     assert info == {'name': 'tvn_tiny', 'family': 'tvn',
                     'params': sum(p.numel() for p in model.parameters()),
                     'macs': info['macs'], 'memory': info['memory'],

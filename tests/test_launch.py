@@ -18,10 +18,10 @@ import yaml
 from std_msgs.msg import String
 
 from vas_ros.errors import VasError
+from vas_ros.harness.probe import Probe, stop_node
 from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes.common import config_dir, latched_qos
 from vas_ros.nodes.composition import load_params
-from vas_ros.nodes.probe import Probe, stop_node
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / 'launch'

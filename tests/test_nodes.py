@@ -12,9 +12,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from vas_ros.harness.probe import Probe, start_node, stop_node
 from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes.common import latched_qos, qos_override_params, sensor_qos, stamp_to_sec
-from vas_ros.nodes.probe import Probe, start_node, stop_node
 from vas_ros.perception.engine import DEFAULT_MODEL, SHIPPED_DIR
 
 NODE = 'activity_recognizer'
@@ -163,7 +163,7 @@ def _change_live_and_swap_models(probe, tmp_path):
     import torch
 
     from vas_ros.models.checkpoint import save_checkpoint
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     assert probe.set_parameters(NODE, {'top_k': 2, 'score_threshold': 1.0}) == [(True, '')] * 2
     start = len(probe.received('activity/result'))
@@ -184,8 +184,8 @@ def _change_live_and_swap_models(probe, tmp_path):
 
     torch.manual_seed(0)
     arch = resolve_arch('tvn_tiny')
-    other = save_checkpoint(tmp_path / 'other.safetensors', build_model(arch, 3), arch,
-                            ['a', 'b', 'c'], input_spec_for(arch))
+    other = save_checkpoint(tmp_path / 'other.safetensors', arch.build(3), arch,
+                            ['a', 'b', 'c'], arch.input_spec())
     assert probe.set_parameters(NODE, {'model': str(other), 'score_threshold': 0.0}) == \
         [(True, '')] * 2
     assert probe.wait_for(lambda: probe.dicts('activity/labels')[-1]['classes']

@@ -12,8 +12,8 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from vas_ros.harness.probe import Probe, start_node, stop_node
 from vas_ros.nodes.common import latched_qos
-from vas_ros.nodes.probe import Probe, start_node, stop_node
 
 SEARCH = 'architecture_search'
 STATUS = f'/{SEARCH}/status'
@@ -111,12 +111,12 @@ def test_finished_search_is_deployed_to_the_recogniser(ros_env, tiny_data, tmp_p
     import torch
 
     from vas_ros.models.checkpoint import save_checkpoint
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     arch = resolve_arch('tvn_tiny')
     torch.manual_seed(0)
-    first = save_checkpoint(tmp_path / 'first.safetensors', build_model(arch, 2), arch,
-                            ['x', 'y'], input_spec_for(arch))
+    first = save_checkpoint(tmp_path / 'first.safetensors', arch.build(2), arch,
+                            ['x', 'y'], arch.input_spec())
     out = tmp_path / 'search'
     recogniser = start_node('activity_node', {'model': str(first), 'device': 'cpu'},
                             env=ros_env, log_path=tmp_path / 'recogniser.log')

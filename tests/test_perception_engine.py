@@ -21,17 +21,18 @@ def _save(tmp_path, preset: str):
     import torch
 
     from vas_ros.models.checkpoint import save_checkpoint
-    from vas_ros.models.registry import ModelArch, build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
+    from vas_ros.models.registry import ModelArch
 
     torch.manual_seed(0)
     if preset == 'tvn_tiny_flow':  # the tiny TVN on optical flow, as the search may find it
-        arch = ModelArch('tvn', {**resolve_arch('tvn_tiny').genome, 'stream': 'flow'},
+        arch = ModelArch('tvn', resolve_arch('tvn_tiny').genome.with_streams(('flow',)),
                          preset)
     else:
         arch = resolve_arch(preset)
-    model = build_model(arch, len(CLASSES))
+    model = arch.build(len(CLASSES))
     return save_checkpoint(tmp_path / f'{preset}.safetensors', model, arch, CLASSES,
-                           input_spec_for(arch))
+                           arch.input_spec())
 
 
 @pytest.fixture(scope='module')

@@ -12,14 +12,14 @@ from vas_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from vas_ros.models.export import export_checkpoint
 from vas_ros.models.inference import available_paths, compare_logits, prepare_inference
 from vas_ros.models.introspect import example_inputs
-from vas_ros.models.registry import build_model, input_spec_for, presets
+from vas_ros.models.registry import presets
 
 CLASSES = ['a', 'b', 'c', 'd', 'e']
 PRESETS = presets()
 
 
 def _large(name: str) -> bool:
-    spec = input_spec_for(PRESETS[name])
+    spec = PRESETS[name].input_spec()
     return spec.frames * spec.size ** 2 > 8 * 112 ** 2
 
 
@@ -36,7 +36,7 @@ FP32_PATHS = ('channels_last', 'onnxruntime')
 def _model(name: str):
     torch.manual_seed(0)
     arch = PRESETS[name]
-    return arch, build_model(arch, len(CLASSES)).eval(), input_spec_for(arch)
+    return arch, arch.build(len(CLASSES)).eval(), arch.input_spec()
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -91,14 +91,21 @@ def test_every_cpu_path_runs_every_small_preset(name, path):
 def test_registering_a_taken_family_or_preset_name_is_an_error():
     from vas_ros.errors import VasError
     from vas_ros.models.registry import Family, families, register_family
+    from vas_ros.models.tvn import TVNGenome
 
     tvn = families()['tvn']
     register_family(tvn)  # the same family again: a no-op
-    clone = Family(tvn.name, tvn.validate, tvn.input_spec, tvn.build, {}, {})
     with pytest.raises(VasError, match="'tvn' is already registered"):
-        register_family(clone)
-    thief = Family('thief', tvn.validate, tvn.input_spec, tvn.build,
-                   {'tvn_tiny': dict(tvn.presets['tvn_tiny'])}, {})
+        register_family(Family(tvn.name, tvn.genome))
+
+    class ThiefGenome(TVNGenome):
+        family = 'thief'
+
+    thief = Family('thief', ThiefGenome, {'tvn_tiny': dict(tvn.presets['tvn_tiny'])})
     with pytest.raises(VasError, match="tvn_tiny.*already presets of family 'tvn'"):
         register_family(thief)
-    assert 'thief' not in families()
+    with pytest.raises(VasError, match="its genome class says family 'tvn'"):
+        register_family(Family('stray', TVNGenome))
+    with pytest.raises(VasError, match='must be a Genome subclass'):
+        register_family(Family('dicts', dict))
+    assert not {'thief', 'stray', 'dicts'} & set(families())

@@ -12,9 +12,9 @@ from action_msgs.msg import GoalStatus
 from sensor_msgs.msg import Image
 
 from vas_ros.action import Search
+from vas_ros.harness.probe import Probe, start_node, stop_node
 from vas_ros.msg import LabelInfo
 from vas_ros.nodes.common import latched_qos
-from vas_ros.nodes.probe import Probe, start_node, stop_node
 
 NS = '/robot1'
 ACTION = f'{NS}/architecture_search/search'

@@ -14,6 +14,7 @@ import pytest
 from vas_ros.errors import VasError
 from vas_ros.search.backends import LocalBackend, make_backend, run_task
 from vas_ros.search.engine import SearchCancelled
+from vas_ros.search.records import EvalResult
 
 ME = 'test_search_backends'
 
@@ -82,3 +83,22 @@ def test_backend_choice_errors():
         make_backend('dask')
     with pytest.raises(VasError, match='--workers must be'):
         make_backend('local', workers=0)
+
+
+def test_a_worker_failure_arrives_as_a_failed_eval_result():
+    """The driver's side of the boundary: what a failing task sends back rebuilds into
+    EvalResult(ok=False) carrying the worker's error (a raise, and a dead worker)."""
+    backend = LocalBackend(workers=1, threads=1)
+    try:
+        raised = dict(backend.map_unordered(f'{ME}:explode', [('e', {'x': 5})],
+                                            lambda: False))
+        died = dict(backend.map_unordered(f'{ME}:die', [('d', {})], lambda: False))
+    finally:
+        backend.close()
+    failure = EvalResult.from_dict(raised['e'])
+    assert failure.ok is False and failure.accuracy is None
+    assert failure.error.startswith('RuntimeError: bad x 5')
+    dead = EvalResult.from_dict(died['d'])
+    assert dead.ok is False and 'worker process died (exit code 9)' in dead.error
+    assert EvalResult.from_dict(run_task(f'{ME}:explode', {'x': 6})) == \
+        EvalResult(ok=False, error=run_task(f'{ME}:explode', {'x': 6})['error'])

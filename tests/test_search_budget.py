@@ -12,11 +12,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from toy_space import ToySpace
 
 from vas_ros.errors import VasError
 from vas_ros.models.footprint import estimate_footprint
 from vas_ros.search.cost_model import PRIOR, LatencyModel, features, fit_latency_model
 from vas_ros.search.engine import EngineConfig, Evolution, SearchCancelled, Verdict
+from vas_ros.search.records import EvalResult
 from vas_ros.search.runner import (
     Footprints,
     LatencyConstraint,
@@ -26,7 +28,6 @@ from vas_ros.search.runner import (
     promoted,
     screen_report,
 )
-from vas_ros.search.space import SearchSpace
 from vas_ros.search.store import CandidateRecord, SearchStore
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -55,14 +56,14 @@ def _small_presets() -> list[str]:
 # ------------------------------------------------------------------------------ footprint
 @pytest.mark.parametrize('name', _small_presets())
 def test_meta_costing_counts_what_running_the_model_counts(name):
+    from vas_ros.models.factory import resolve_arch
     from vas_ros.models.introspect import count_macs, count_params
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
 
     arch = resolve_arch(name)
     cost = estimate_footprint(arch, 8)
-    model = build_model(arch, 8)
+    model = arch.build(8)
     assert cost.params == count_params(model)
-    assert cost.macs == count_macs(model, input_spec_for(arch))
+    assert cost.macs == count_macs(model, arch.input_spec())
     assert cost.macs == (cost.macs_conv2d + cost.macs_depthwise + cost.macs_conv3d
                          + cost.macs_matmul)
     assert cost.training_bytes(16) > cost.training_bytes(8) > cost.inference_bytes() > 0
@@ -75,11 +76,11 @@ def test_training_memory_estimate_covers_the_measured_peak(tmp_path):
         'import sys, torch\n'
         'from vas_ros.peak_memory import peak_rss_mb\n'
         'torch.set_num_threads(1)\n'
-        'from vas_ros.models.registry import resolve_arch, build_model, input_spec_for\n'
+        'from vas_ros.models.factory import resolve_arch\n'
         'from vas_ros.models.introspect import example_inputs\n'
-        'arch = resolve_arch(sys.argv[1]); x = example_inputs(input_spec_for(arch), batch=8)\n'
+        'arch = resolve_arch(sys.argv[1]); x = example_inputs(arch.input_spec(), batch=8)\n'
         'base = peak_rss_mb()\n'
-        'm = build_model(arch, 8); opt = torch.optim.AdamW(m.parameters())\n'
+        'm = arch.build(8); opt = torch.optim.AdamW(m.parameters())\n'
         'for _ in range(2):\n'
         '    loss = m(*x).logsumexp(1).mean(); opt.zero_grad(); loss.backward(); opt.step()\n'
         'print(int((peak_rss_mb() - base) * 2**20))\n')
@@ -137,9 +138,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _preset(name: str) -> dict:
-    from vas_ros.models.registry import resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
-    return resolve_arch(name).genome
+    return resolve_arch(name).genome.to_dict()
 
 
 def test_estimate_footprint_refuses_bad_input():
@@ -214,21 +215,21 @@ HEADER = {'family': 'toy', 'data': '/nowhere', 'budget_ms': 10.0, 'seed': 0,
           'config': {}}
 
 
-def toy_space() -> SearchSpace:
+def toy_space() -> ToySpace:
     def random_genome(rng):
         return {'x': rng.randint(0, 100)}
 
     def mutate(genome, rng):
         return {'x': max(0, genome['x'] + rng.choice([-9, -5, 5, 9]))}
 
-    return SearchSpace('toy', random_genome, mutate)
+    return ToySpace(random_genome, mutate)
 
 
 def toy_evaluate(records, should_stop):
     for rec in records:
         if should_stop():
             raise SearchCancelled()
-        yield rec, {'ok': True, 'accuracy': rec.genome['x'] / 100, 'seconds': 0.0, 'steps': 1}
+        yield rec, EvalResult(ok=True, accuracy=rec.genome['x'] / 100, seconds=0.0, steps=1)
 
 
 def latency(genome):
@@ -373,14 +374,14 @@ def test_child_starts_from_its_parents_tensors_where_shapes_fit(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from vas_ros.models.registry import ModelArch, build_model
+    from vas_ros.models.registry import ModelArch
     from vas_ros.training.trainer import inherit_weights
 
     parent_genome = _preset('tvn_tiny')
     child_genome = json.loads(json.dumps(parent_genome))
     child_genome['blocks'][3]['filters'] = 128  # the last block changes width
-    parent = build_model(ModelArch('tvn', parent_genome), 8)
-    child = build_model(ModelArch('tvn', child_genome), 8)
+    parent = ModelArch('tvn', parent_genome).build(8)
+    child = ModelArch('tvn', child_genome).build(8)
     path = tmp_path / 'parent.safetensors'
     save_file({k: v.contiguous() for k, v in parent.state_dict().items()}, str(path))
     share = inherit_weights(child, path)
@@ -390,7 +391,7 @@ def test_child_starts_from_its_parents_tensors_where_shapes_fit(tmp_path):
     assert same and all(torch.equal(mine[k], theirs[k]) for k in same)
     changed = [k for k in mine if k in theirs and mine[k].shape != theirs[k].shape]
     assert changed, 'the wider block must not be copied'
-    assert inherit_weights(build_model(ModelArch('tvn', parent_genome), 8), path) == 1.0
+    assert inherit_weights(ModelArch('tvn', parent_genome).build(8), path) == 1.0
     bad = tmp_path / 'bad.safetensors'
     bad.write_bytes(b'not a tensor file')
     with pytest.raises(VasError, match='inherited weights'):
@@ -419,6 +420,8 @@ def test_evaluate_task_inherits_and_saves_weights(data, tmp_path):
     first = evaluate_task({**base, 'init_weights': None,
                            'save_weights': str(tmp_path / 'w' / '0.safetensors')})
     assert first['ok'] and first['inherited'] == 0.0
+    typed = EvalResult.from_dict(first)  # what the driver rebuilds from the worker's dict
+    assert typed.ok and typed.accuracy == first['accuracy'] and typed.steps == 2
     saved = load_file(str(tmp_path / 'w' / '0.safetensors'))
     assert saved
     child = evaluate_task({**base, 'id': 1, 'init_weights': str(tmp_path / 'w' /

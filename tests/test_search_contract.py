@@ -14,6 +14,7 @@ import pytest
 from vas_ros.models.registry import get_family
 from vas_ros.search.backends import make_backend
 from vas_ros.search.engine import SearchCancelled
+from vas_ros.search.records import EvalResult
 from vas_ros.search.space import available_families, canonical_json, genome_hash, get_space
 
 FAMILIES = available_families()
@@ -66,6 +67,8 @@ def test_backends_return_every_task_once_and_failures_as_results(name):
         failed = dict(backend.map_unordered('builtins:divmod', [('bad', {'x': 1})],
                                             lambda: False))
         assert failed['bad']['ok'] is False and 'TypeError' in failed['bad']['error']
+        typed = EvalResult.from_dict(failed['bad'])  # a failure is a well-formed result
+        assert typed.ok is False and typed.error == failed['bad']['error']
         with pytest.raises(SearchCancelled):
             list(backend.map_unordered('builtins:dict', tasks, lambda: True))
         assert backend.describe()['backend'] == name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from toy_space import ToySpace
 
 from vas_ros.errors import StoreError, VasError
 from vas_ros.search.engine import (
@@ -17,14 +18,14 @@ from vas_ros.search.engine import (
     Verdict,
     default_tournament,
 )
-from vas_ros.search.space import SearchSpace
+from vas_ros.search.records import EvalResult, Status
 from vas_ros.search.store import SearchStore
 
 HEADER = {'family': 'toy', 'data': '/nowhere', 'budget_ms': 10.0, 'seed': 0,
           'config': {'population': 4}}
 
 
-def toy_space(offset: int = 0) -> SearchSpace:
+def toy_space(offset: int = 0) -> ToySpace:
     def random_genome(rng: random.Random) -> dict:
         return {'x': rng.randint(0, 50) + offset, 'y': rng.randint(0, 50)}
 
@@ -32,7 +33,7 @@ def toy_space(offset: int = 0) -> SearchSpace:
         key = rng.choice(['x', 'y'])
         return {**genome, key: genome[key] + rng.choice([-3, -2, -1, 1, 2, 3])}
 
-    return SearchSpace('toy', random_genome, mutate)
+    return ToySpace(random_genome, mutate)
 
 
 def fitness(genome: dict) -> float:
@@ -52,10 +53,10 @@ class Recorder:
                 raise SearchCancelled()
             self.calls.append(rec.id)
             if rec.id in self.fail_ids:
-                yield rec, {'ok': False, 'error': 'boom'}
+                yield rec, EvalResult.failure('boom')
             else:
-                yield rec, {'ok': True, 'accuracy': fitness(rec.genome), 'seconds': 0.0,
-                            'steps': 1}
+                yield rec, EvalResult(ok=True, accuracy=fitness(rec.genome), seconds=0.0,
+                                      steps=1)
 
 
 def run(tmp_path, name='s.db', *, population=4, rounds=6, tournament=2, seed=0, batch=1,
@@ -103,7 +104,7 @@ def test_tournament_parent_is_the_most_accurate_sampled_member(tmp_path):
         seen.append(genome == best.parent_genome)
         return base.mutate(genome, rng)
 
-    space = SearchSpace('toy', base.random_genome, mutate)
+    space = ToySpace(base.random_genome, mutate)
     store = SearchStore.open(tmp_path / 't.db', HEADER)
     # tournament == population: the whole population is sampled, so the best must win.
     engine = Evolution(space, store, EngineConfig(population=4, rounds=8, tournament=4),
@@ -320,3 +321,38 @@ def test_a_time_budget_split_over_two_runs_continues_the_same_search(tmp_path):
     assert common >= 8
     # The same search, cut in two: the same proposals in the same order.
     assert _key(records)[:common - 1] == _key(want)[:common - 1]
+
+
+def test_a_store_with_plain_string_statuses_resumes_with_the_enum(tmp_path):
+    """A store whose rows hold the statuses as plain strings (as every store did before
+    `Status`) is resumed: done candidates are replayed, a 'training' row is trained again,
+    and the rows keep their plain string values on disk."""
+    import sqlite3
+
+    _, straight, want = run(tmp_path, 'full.db', rounds=6, batch=2)
+    path = tmp_path / 'old.db'
+    (tmp_path / 'old.db').write_bytes((tmp_path / 'full.db').read_bytes())
+    conn = sqlite3.connect(path)
+    with conn:  # cut the search short, with one candidate killed mid-training
+        assert {r[0] for r in conn.execute('SELECT typeof(status) FROM candidates')} == {'text'}
+        conn.execute('DELETE FROM candidates WHERE id > 5')
+        conn.execute("UPDATE candidates SET status = 'training', accuracy = NULL WHERE id = 5")
+    conn.close()
+    again = Recorder()
+    _, resumed, records = run(tmp_path, 'old.db', rounds=6, batch=2, evaluate=again)
+    assert again.calls == [5, 6, 7, 8, 9], 'only the killed and the missing ones are trained'
+    assert _key(records) == _key(want) and resumed.best.id == straight.best.id
+    assert all(type(r.status) is Status for r in records)
+    conn = sqlite3.connect(path)
+    raw = conn.execute('SELECT status, typeof(status) FROM candidates ORDER BY id').fetchall()
+    conn.close()
+    assert raw == [('done', 'text')] * 10
+
+
+def test_evaluate_must_yield_eval_results(tmp_path):
+    def untyped(records, should_stop):
+        for rec in records:
+            yield rec, {'ok': True, 'accuracy': 0.5}
+
+    with pytest.raises(TypeError, match='not an EvalResult'):
+        run(tmp_path, evaluate=untyped)

@@ -11,11 +11,11 @@ import pytest
 from inprocess import RunningNode
 from sensor_msgs.msg import Image
 
+from vas_ros.harness.probe import Probe
 from vas_ros.msg import ActivityResult, LabelInfo
 from vas_ros.nodes import search_node as search_module
 from vas_ros.nodes.activity_node import ActivityNode
 from vas_ros.nodes.common import latched_qos, qos_override_params
-from vas_ros.nodes.probe import Probe
 from vas_ros.nodes.search_node import SearchNode
 
 CLASSES = ['left', 'right', 'still']
@@ -26,13 +26,13 @@ def checkpoint(tmp_path_factory):
     import torch
 
     from vas_ros.models.checkpoint import save_checkpoint
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     torch.manual_seed(0)
     arch = resolve_arch('tvn_tiny')
     path = tmp_path_factory.mktemp('found') / 'searched_best.safetensors'
-    return save_checkpoint(path, build_model(arch, len(CLASSES)), arch, CLASSES,
-                           input_spec_for(arch))
+    return save_checkpoint(path, arch.build(len(CLASSES)), arch, CLASSES,
+                           arch.input_spec())
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from vas_ros.errors import StoreError
+from vas_ros.search.records import Status
 from vas_ros.search.store import SCHEMA_VERSION, CandidateRecord, SearchStore
 
 HEADER = {'family': 'tvn', 'data': '/data/a', 'budget_ms': 30.0, 'seed': 1,
@@ -39,6 +40,7 @@ def test_round_trip_of_header_candidates_and_runs(tmp_path):
     first = records[0]
     assert (first.status, first.accuracy, first.latency_ms, first.params, first.macs) == \
         ('done', 0.75, 12.5, 1000, 2000)
+    assert first.status is Status.DONE and records[1].status is Status.REJECTED
     assert first.genome == {'a': [1, 2]} and first.parent_genome == {'a': [1]}
     assert records[1].parent_id == 0 and records[1].error == 'too slow'
     assert first.created_at <= first.updated_at
@@ -169,6 +171,7 @@ def test_a_failed_write_leaves_earlier_rows_intact(tmp_path):
             store.insert(CandidateRecord(0, None, 'random', {'x': 2}, 'h1'))  # same id
         with pytest.raises(ValueError, match='unknown status'):
             store.update(store.get(0), status='finished')
+        assert store.get(0).status is Status.PENDING, 'a refused update must not be written'
         assert [r.genome for r in store.candidates()] == [{'x': 1}]
         assert conn_integrity(path) == 'ok'
 
@@ -206,3 +209,72 @@ def test_a_damaged_page_is_a_store_error_and_the_file_is_left_as_it_was(tmp_path
                                              r'.*\.recover'):
             SearchStore.open(path, header)
         assert path.read_bytes() == damaged
+
+
+def _old_store(path: Path, rows: list[tuple[int, str]]) -> None:
+    """A store as vas-ros wrote it before statuses were an enum: plain SQL, plain strings,
+    and the version 1 columns only (no memory_mb, predicted_ms, ...)."""
+    import json
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE candidates (
+            id INTEGER PRIMARY KEY, parent_id INTEGER, origin TEXT NOT NULL,
+            genome TEXT NOT NULL, genome_hash TEXT NOT NULL, status TEXT NOT NULL,
+            latency_ms REAL, latency_p10_ms REAL, latency_p90_ms REAL,
+            params INTEGER, macs INTEGER, accuracy REAL, train_seconds REAL,
+            train_steps INTEGER, error TEXT, next_genome TEXT,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE TABLE runs (id INTEGER PRIMARY KEY, pid INTEGER, argv TEXT,
+            started_at REAL NOT NULL, ended_at REAL, elapsed_s REAL, state TEXT);
+    """)
+    conn.executemany('INSERT INTO meta VALUES (?, ?)',
+                     [('schema_version', '1'), ('created_at', '1.0')]
+                     + [(k, json.dumps(HEADER[k], sort_keys=True)) for k in HEADER])
+    conn.executemany(
+        'INSERT INTO candidates (id, origin, genome, genome_hash, status, accuracy, error, '
+        'created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1.0, 1.0)',
+        [(cid, 'random', json.dumps({'i': cid}), f'h{cid}', status,
+          0.5 if status == 'done' else None, 'no' if status in ('failed', 'rejected') else None)
+         for cid, status in rows])
+    conn.commit()
+    conn.close()
+
+
+def _raw_statuses(path: Path) -> list[tuple[int, str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute('SELECT id, status, typeof(status) FROM candidates ORDER BY id'
+                            ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_store_written_with_plain_string_statuses_reads_back_as_the_enum(tmp_path):
+    path = tmp_path / 'old.db'
+    rows = [(0, 'done'), (1, 'rejected'), (2, 'training'), (3, 'pending'), (4, 'failed')]
+    _old_store(path, rows)
+    with SearchStore.open(path, HEADER) as store:  # a resume opens it with its header
+        records = store.candidates()
+        assert [r.status for r in records] == [Status(s) for _, s in rows]
+        assert all(type(r.status) is Status for r in records)
+        assert store.counts() == {Status.PENDING: 1, Status.REJECTED: 1, Status.TRAINING: 1,
+                                  Status.DONE: 1, Status.FAILED: 1}
+        assert [r.id for r in store.candidates(Status.TRAINING)] == [2]
+        assert [r.id for r in store.candidates('done')] == [0]
+        store.update(records[2], status=Status.DONE, accuracy=0.25)
+        store.update(records[3], status='training')
+    # On disk the statuses are still the plain strings (and only the updated rows changed).
+    assert _raw_statuses(path) == [(0, 'done', 'text'), (1, 'rejected', 'text'),
+                                   (2, 'done', 'text'), (3, 'training', 'text'),
+                                   (4, 'failed', 'text')]
+
+
+def test_a_status_the_code_does_not_know_is_a_store_error(tmp_path):
+    path = tmp_path / 'odd.db'
+    _old_store(path, [(0, 'done'), (1, 'finished')])
+    with SearchStore.open(path, HEADER) as store:
+        assert store.get(0).status is Status.DONE
+        with pytest.raises(StoreError, match="candidate 1 in the store: unknown status "
+                                             "'finished'"):
+            store.candidates()

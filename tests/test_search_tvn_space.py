@@ -7,9 +7,10 @@ import random
 import pytest
 
 from vas_ros.errors import VasError
-from vas_ros.models.registry import ModelArch, build_model, get_family, input_spec_for
+from vas_ros.models.registry import ModelArch, get_family
+from vas_ros.models.tvn import TVNGenome
 from vas_ros.search.space import available_families, genome_hash, get_space
-from vas_ros.search.tvn_space import BLOCK_FIELDS, DEFAULTS
+from vas_ros.search.tvn_space import DEFAULTS
 
 SMALL = {'max_filters': 32, 'min_filters': 8, 'sizes': [32, 48], 'frames': [2, 4],
          'max_repeats': 2, 'max_expand': 4}
@@ -54,11 +55,11 @@ def test_mutation_always_yields_a_valid_different_genome_and_reaches_every_edit(
             changed.add('remove_block')
         else:
             for old, new in zip(genome['blocks'], child['blocks']):
-                changed.update(k for k in BLOCK_FIELDS if old[k] != new[k])
+                changed.update(k for k in TVNGenome.BLOCK_FIELDS if old[k] != new[k])
         # walk on, occasionally restarting so both small and large genomes get mutated
         genome = child if trial % 25 else space.random_genome(rng)
     assert changed >= {'frames', 'size', 'frame_stride', 'add_block', 'remove_block',
-                       'stream', *BLOCK_FIELDS}
+                       'stream', *TVNGenome.BLOCK_FIELDS}
 
 
 def test_streams_option_limits_the_input_streams_drawn_and_mutated():
@@ -83,9 +84,9 @@ def test_small_space_genomes_build_and_run_forward():
     for _ in range(6):
         genome = space.mutate(space.random_genome(rng), rng)
         arch = ModelArch('tvn', genome)
-        spec = input_spec_for(arch)
+        spec = arch.input_spec()
         streams.add(spec.streams)
-        model = build_model(arch, 8).eval()
+        model = arch.build(8).eval()
         with torch.no_grad():
             out = model(*[torch.randn(spec.shape(s, 2)) for s in spec.streams])
         assert out.shape == (2, 8)
@@ -104,7 +105,7 @@ def test_same_seed_same_genomes():
 
 def test_bad_options_and_missing_spaces_are_clear_errors():
     space = get_space('tvn')
-    with pytest.raises(VasError, match="unknown tvn space options \\['max_filter'\\]"):
+    with pytest.raises(VasError, match="tvn search space: unknown options \\['max_filter'\\]"):
         space.with_options({'max_filter': 10})
     with pytest.raises(VasError, match="'sizes' must satisfy"):
         space.with_options({'sizes': [64, 32]})

@@ -5,15 +5,15 @@ import torch
 import torch.nn.functional as F
 
 from vas_ros.models.introspect import count_params
+from vas_ros.models.layers.common import ConvNormAct
+from vas_ros.models.layers.padding import same_padding
 from vas_ros.models.layers.spacetime import (
     Conv2Plus1d,
-    ConvBN,
     ITGMConv3d,
     SameConv3d,
     SpaceTimePool,
     make_conv,
     pointwise,
-    same_padding,
 )
 
 
@@ -71,7 +71,7 @@ def test_parameter_counts():
     # (2+1)D: T x1x1 to cout//2, BN (2 params per channel), then 1xkxk to cout.
     mid = 8 // 2
     assert count_params(Conv2Plus1d(4, 8, (3, 5, 5))) == 3 * 4 * mid + 2 * mid + 25 * mid * 8
-    assert count_params(ConvBN(4, 8, 3)) == 27 * 32 + 16
+    assert count_params(ConvNormAct(make_conv('3d', 4, 8, 3), 8, 3)) == 27 * 32 + 16
 
 
 @pytest.mark.parametrize('length', [1, 3, 7, 11])

@@ -20,7 +20,7 @@ from vas_ros.data.datasets import open_dataset
 from vas_ros.data.synth import write_synthetic_dataset
 from vas_ros.errors import CheckpointError, DataError, VasError
 from vas_ros.models.checkpoint import load_checkpoint, read_metadata
-from vas_ros.models.registry import input_spec_for, resolve_arch
+from vas_ros.models.factory import resolve_arch
 from vas_ros.models.spec import InputSpec
 from vas_ros.training.evaluate import evaluate
 from vas_ros.training.trainer import HISTORY_FILE, MODEL_FILE, STATE_FILE, train
@@ -116,7 +116,7 @@ def test_max_seconds_bounds_an_open_ended_run(data_root, cache_dir):
 
 
 def test_train_takes_open_datasets_and_checks_their_input(data_root, cache_dir):
-    spec = input_spec_for(resolve_arch(FRAME2D))
+    spec = resolve_arch(FRAME2D).input_spec()
     train_set = open_dataset(data_root, 'train', spec, train=True, cache_dir=cache_dir)
     val_set = open_dataset(data_root, 'val', spec, cache_dir=cache_dir)
     result = train(FRAME2D, (train_set, val_set), max_steps=1, batch_size=4, progress=False)

@@ -10,22 +10,16 @@ import pytest
 import torch
 
 from vas_ros.errors import DataError, GenomeError
+from vas_ros.models.factory import resolve_arch
 from vas_ros.models.layers.common import (
     ContextGating,
-    ConvBNAct,
     Pool2dSame,
     SqueezeExcite,
-    same_padding,
+    conv2d_bn_act,
 )
-from vas_ros.models.registry import (
-    ModelArch,
-    build_model,
-    get_family,
-    input_spec_for,
-    presets,
-    resolve_arch,
-)
-from vas_ros.models.tvn import LIMITS, PRESETS, TVNBlock, TVNGenome, build_tvn
+from vas_ros.models.layers.padding import same_padding
+from vas_ros.models.registry import ModelArch, get_family, presets
+from vas_ros.models.tvn import LIMITS, PRESETS, TVNBlock, TVNGenome
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -47,7 +41,7 @@ def _forward(model, frames, size, batch=1):
 def test_preset_builds_and_forwards(name):
     genome = copy.deepcopy(PRESETS[name])
     genome['size'] = TEST_SIZE.get(name, genome['size'])
-    model = build_tvn(genome, 5)
+    model = TVNGenome.parse(genome).build(5)
     out = _forward(model, genome['frames'], genome['size'], batch=2)
     assert out.shape == (2, 5)
     assert torch.isfinite(out).all()
@@ -59,9 +53,9 @@ def test_preset_builds_and_forwards(name):
 
 def test_tvn1_forwards_at_its_published_input():
     arch = resolve_arch('tvn1')
-    spec = input_spec_for(arch)
+    spec = arch.input_spec()
     assert (spec.frames, spec.size, spec.frame_stride) == (2, 224, 4)
-    out = _forward(build_model(arch, 400), spec.frames, spec.size)
+    out = _forward(arch.build(400), spec.frames, spec.size)
     assert out.shape == (1, 400)
 
 
@@ -192,7 +186,7 @@ def test_residual_only_where_the_frame_count_is_unchanged():
     assert not any(s.residual for s in steps if s.block in (0, 3))  # skip=0
     small = copy.deepcopy(PRESETS['tvn3'])
     small['size'] = 72
-    model = build_tvn(small, 3)
+    model = TVNGenome.parse(small).build(3)
     with_shortcut = [b.shortcut is not None for b in model.blocks]
     assert with_shortcut == [s.residual for s in TVNGenome.from_dict(small).plan()]
 
@@ -224,7 +218,7 @@ def test_random_valid_genomes_build_and_forward():
             refused += 1
             assert exc.field == 'blocks' or exc.field.startswith('blocks[')
             continue
-        model = build_tvn(genome, 4)
+        model = TVNGenome.parse(genome).build(4)
         out = _forward(model, genome.frames, genome.size, batch=2)
         assert out.shape == (2, 4), data
         assert torch.isfinite(out).all()
@@ -236,7 +230,7 @@ def test_random_valid_genomes_build_and_forward():
 
 def test_model_refuses_clips_of_the_wrong_shape():
     arch = resolve_arch('tvn_tiny')
-    model = build_model(arch, 8).eval()
+    model = arch.build(8).eval()
     with pytest.raises(DataError, match=r'\[B, 3, 8, 64, 64\]'):
         model(torch.randn(1, 3, 4, 64, 64))
     with pytest.raises(DataError):
@@ -244,14 +238,14 @@ def test_model_refuses_clips_of_the_wrong_shape():
 
 
 def test_flow_stream_genome_takes_the_two_channel_flow_clip():
-    rgb = copy.deepcopy(resolve_arch('tvn_tiny').genome)
+    rgb = resolve_arch('tvn_tiny').genome.to_dict()
     assert 'stream' not in get_family('tvn').validate(rgb)  # RGB genomes keep their form
     flow = get_family('tvn').validate({**rgb, 'stream': 'flow'})
     assert flow['stream'] == 'flow'
     arch = ModelArch('tvn', flow, 'flow_tiny')
-    spec = input_spec_for(arch)
+    spec = arch.input_spec()
     assert spec.streams == ('flow',) and spec.needs_flow
-    model = build_model(arch, 8).eval()
+    model = arch.build(8).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 2, 8, 64, 64)).shape == (2, 8)
     # Only the first layer differs: 2 input channels instead of 3.
@@ -273,7 +267,7 @@ def test_training_step_reduces_loss_on_a_fixed_batch():
         {'spatial_type': 'depth', 'spatial_kernel': 3, 'spatial_stride': 2,
          'temporal_type': 'avgpool', 'temporal_kernel': 2, 'temporal_stride': 2,
          'filters': 16, 'expand': 2, 'repeats': 2, 'context_gating': True, 'skip': True}]}
-    model = build_tvn(genome, 4)
+    model = TVNGenome.parse(genome).build(4)
     model.train()
     x = torch.randn(4, 3, 4, 32, 32)
     y = torch.tensor([0, 1, 2, 3])
@@ -306,7 +300,7 @@ def test_same_padding_matches_tensorflow_rule(size, kernel, stride, expected):
 def test_same_layers_keep_ceil_resolution(kernel, stride, size):
     x = torch.randn(2, 3, size, size)
     want = -(-size // stride)
-    conv = ConvBNAct(3, 6, kernel, stride, in_hw=(size, size)).eval()
+    conv = conv2d_bn_act(3, 6, kernel, stride, in_hw=(size, size)).eval()
     assert conv(x).shape == (2, 6, want, want)
     for kind in ('max', 'avg'):
         assert Pool2dSame(kind, kernel, stride, (size, size))(x).shape == (2, 3, want, want)

@@ -120,7 +120,7 @@ def section_decode(workdir: Path) -> dict:
 
 
 def section_node(overload_seconds: float) -> dict:
-    return _python('import json; from vas_ros.nodes.node_bench import run_node_bench; '
+    return _python('import json; from vas_ros.harness.node_bench import run_node_bench; '
                    f'print(json.dumps(run_node_bench(overload_seconds={overload_seconds})))',
                    timeout=900)
 

@@ -59,10 +59,10 @@ def run(args) -> int:
     from std_msgs.msg import String
 
     from vas_ros.errors import VasError
+    from vas_ros.harness.probe import Probe, start_node, stop_node
     from vas_ros.msg import ActivityResult, LabelInfo
     from vas_ros.nodes.activity_msgs import message_dict
     from vas_ros.nodes.common import latched_qos
-    from vas_ros.nodes.probe import Probe, start_node, stop_node
     from vas_ros.perception.engine import resolve_model_path
     from vas_ros.ros_env import apply_loopback
     from vas_ros.search.latency import percentile

@@ -7,16 +7,17 @@ flow, as in the released two-stream EvaNet ensemble), then writes DIR/ensemble.s
 one checkpoint that `load_checkpoint`, `vas-ros eval`, the inference engine and the ROS
 node run like any other model (member logits averaged). Members are trained in
 DIR/members/<name>/ and reused when the command is run again with the same settings.
+
+The selection is vas_ros.search.ensemble_select; the training and assembly is
+vas_ros.training.ensemble_build. This module holds the options, their checks and the
+printing.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from vas_ros.errors import VasError
-
-MEMBER_DONE_FILE = 'member.json'
 
 
 def register(subparsers) -> None:
@@ -57,138 +58,8 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run, outputs={'out': ('dir', ('store', 'data'))})
 
 
-# ------------------------------------------------------------------------------ selection
-
-
-def _leaves(value, prefix='') -> dict:
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            out.update(_leaves(item, f'{prefix}.{key}'))
-        return out
-    if isinstance(value, list):
-        out = {f'{prefix}#len': len(value)}
-        for i, item in enumerate(value):
-            out.update(_leaves(item, f'{prefix}[{i}]'))
-        return out
-    return {prefix: value}
-
-
-def genome_distance(family: str, a: dict, b: dict) -> float:
-    """EvaNet's structural distance; for other families the number of differing leaves."""
-    if family == 'evanet':
-        from vas_ros.models.evanet import genome_distance as evanet_distance
-
-        return evanet_distance(a, b)
-    la, lb = _leaves(a), _leaves(b)
-    return float(sum(la.get(k) != lb.get(k) for k in set(la) | set(lb)))
-
-
-def select_candidates(records: list, k: int, family: str, *, diverse: bool = False,
-                      pool: int | None = None) -> list:
-    """K distinct finished candidates: the most accurate (ties: faster) or, with `diverse`,
-    the best one and then repeatedly the one farthest (max of min genome distance) from
-    those picked, among the best `pool` (ties: more accurate)."""
-    done = [r for r in records if r.status == 'done' and r.accuracy is not None]
-    done.sort(key=lambda r: (-r.accuracy, r.latency_ms if r.latency_ms is not None
-                             else float('inf'), r.id))
-    distinct, seen = [], set()
-    for rec in done:
-        if rec.genome_hash not in seen:
-            seen.add(rec.genome_hash)
-            distinct.append(rec)
-    if len(distinct) < k:
-        raise VasError(f'the store holds {len(distinct)} distinct trained candidate(s); '
-                       f'--top {k} needs at least {k}')
-    if not diverse:
-        return distinct[:k]
-    pool = max(k, pool if pool is not None else 3 * k)
-    choices = distinct[:pool]
-    picked = [choices.pop(0)]
-    while len(picked) < k:
-        def spread(rec):
-            return min(genome_distance(family, rec.genome, p.genome) for p in picked)
-
-        best = max(range(len(choices)), key=lambda i: (spread(choices[i]), -i))
-        picked.append(choices.pop(best))
-    return picked
-
-
-# ------------------------------------------------------------------------------ training
-
-
-def _member_streams(family: str, arch, flow: bool) -> list[tuple[object, list[str]]]:
-    from vas_ros.models.registry import ModelArch, input_spec_for
-
-    own = list(input_spec_for(arch).streams)
-    if not flow:
-        return [(arch, own)]
-    if family != 'evanet':
-        raise VasError(f'--flow switches a member to the optical-flow stream, which only '
-                       f'EvaNet genomes support (this store is a {family} search)')
-    pair = []
-    for stream in ('rgb', 'flow'):
-        genome = dict(arch.genome, stream=stream)
-        pair.append((ModelArch(family, genome, f'{arch.name}_{stream}'), [stream]))
-    return pair
-
-
-def _train_member(arch, member_dir: Path, args, cache_dir: str) -> dict:
-    """Train one member into member_dir (or reuse a finished run with the same settings)."""
-    from vas_ros.training.trainer import train
-
-    settings = {'arch': arch.to_dict(), 'epochs': args.epochs, 'max_steps': args.max_steps,
-                'batch_size': args.batch_size, 'lr': args.lr, 'seed': args.seed,
-                'data': str(Path(args.data).resolve())}
-    marker = member_dir / MEMBER_DONE_FILE
-    if marker.is_file() and (member_dir / 'model.safetensors').is_file():
-        try:
-            done = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError):
-            done = {}
-        if done.get('settings') == settings:
-            return done
-    result = train(arch, args.data, out=member_dir, epochs=args.epochs,
-                   max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
-                   device=args.device, seed=args.seed, progress=not args.quiet,
-                   cache_dir=cache_dir)
-    done = {'settings': settings, 'val_top1': result.val_top1, 'seconds': result.seconds,
-            'steps': result.steps, 'checkpoint': str(result.checkpoint)}
-    marker.write_text(json.dumps(done, indent=2, sort_keys=True))
-    return done
-
-
-def _plot(report: dict, path: Path) -> None:
-    from vas_ros.plotting import pyplot, save_figure
-
-    plt = pyplot()
-
-    names = [m['name'] for m in report['members']] + ['ensemble']
-    values = [m['val_top1'] for m in report['members']] + [report['ensemble']['val_top1']]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names)), 3.5))
-    colours = ['tab:blue'] * len(report['members']) + ['tab:orange']
-    ax.bar(range(len(names)), values, color=colours)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha='right', fontsize=8)
-    ax.axhline(1 / len(report['classes']), color='grey', linestyle='--', linewidth=1,
-               label='chance')
-    ax.set_ylabel('val top-1')
-    ax.set_ylim(0, 1)
-    ax.legend(loc='upper right', fontsize=8)
-    ax.set_title('members vs ensemble (mean logits)', fontsize=10)
-    save_figure(plt, fig, path, dpi=100)
-
-
-def build_ensemble(args) -> dict:
-    """Select, train, assemble, save and evaluate; returns the report dict."""
-    import torch
-
-    from vas_ros.data.datasets import open_dataset
-    from vas_ros.models.checkpoint import load_checkpoint, save_checkpoint
-    from vas_ros.models.ensemble import make_genome
-    from vas_ros.models.registry import ModelArch, build_model, input_spec_for
-    from vas_ros.search.store import SearchStore
-    from vas_ros.training.evaluate import evaluate
-
+def check_args(args) -> None:
+    """Refuse numbers that make no sense before any work is done."""
     if args.top < 1:
         raise VasError(f'--top must be >= 1, got {args.top}')
     if args.epochs < 1:
@@ -199,71 +70,21 @@ def build_ensemble(args) -> dict:
         raise VasError(f'--max-steps must be >= 1, got {args.max_steps}')
     if args.batch_size < 1:
         raise VasError(f'--batch-size must be >= 1, got {args.batch_size}')
-    out = Path(args.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    cache_dir = args.cache_dir or str(out / 'cache')
-    with SearchStore.open(args.store) as store:
-        family = store.header()['family']
-        records = store.candidates()
-    chosen = select_candidates(records, args.top, family, diverse=args.diverse, pool=args.pool)
-
-    members = []  # (arch, streams, record, training summary)
-    for rec in chosen:
-        arch = ModelArch.from_dict({'family': family, 'genome': rec.genome,
-                                    'name': f'{family}_{rec.genome_hash[:8]}'})
-        for member_arch, streams in _member_streams(family, arch, args.flow):
-            done = _train_member(member_arch, out / 'members' / member_arch.name, args,
-                                 cache_dir)
-            members.append((member_arch, streams, rec, done))
-
-    genome = make_genome([(a, s) for a, s, _, _ in members])
-    arch = ModelArch('ensemble', genome, f'{family}_ensemble_top{args.top}'
-                                        f'{"_diverse" if args.diverse else ""}'
-                                        f'{"_two_stream" if args.flow else ""}')
-    spec = input_spec_for(arch)
-    classes = None
-    trained = []
-    for member_arch, _, _, done in members:
-        loaded = load_checkpoint(done['checkpoint'])
-        if loaded.arch.genome != member_arch.genome:
-            raise VasError(f'{done["checkpoint"]}: holds another architecture than member '
-                           f'{member_arch.name}; delete {Path(done["checkpoint"]).parent}')
-        if classes is not None and loaded.classes != classes:
-            raise VasError(f'{done["checkpoint"]}: trained on classes {loaded.classes}, '
-                           f'other members on {classes}')
-        classes = loaded.classes
-        trained.append(loaded.model)
-    model = build_model(arch, len(classes))
-    for slot, member in zip(model.members, trained):
-        slot.load_state_dict(member.state_dict(), strict=True)
-    model.eval()
-
-    report_members = [{'name': a.name, 'streams': s, 'candidate_id': rec.id,
-                       'genome_hash': rec.genome_hash, 'proxy_accuracy': rec.accuracy,
-                       'latency_ms': rec.latency_ms, 'train_val_top1': done['val_top1']}
-                      for a, s, rec, done in members]
-    path = save_checkpoint(out / 'ensemble.safetensors', model, arch, classes, spec, extra={
-        'source': 'vas-ros ensemble', 'store': str(Path(args.store).resolve()),
-        'diverse': bool(args.diverse), 'members': report_members})
-
-    dataset = open_dataset(args.data, 'val', spec, train=False, cache_dir=cache_dir,
-                           classes=classes)
-    with torch.no_grad():
-        result = evaluate(model, dataset, device=args.device, batch_size=args.batch_size,
-                          streams=spec.streams, progress=not args.quiet)
-    for entry, scores in zip(report_members, result.get('members', [])):
-        entry['val_top1'] = scores['top1']
-    report = {'checkpoint': str(path), 'family': family, 'diverse': bool(args.diverse),
-              'flow': bool(args.flow), 'classes': classes, 'n_val': result['n'],
-              'members': report_members,
-              'ensemble': {'val_top1': result['top1'], 'val_top5': result['top5']}}
-    (out / 'report.json').write_text(json.dumps(report, indent=2, sort_keys=True))
-    _plot(report, out / 'ensemble.png')
-    return report
 
 
 def run(args) -> int:
-    report = build_ensemble(args)
+    from vas_ros.search.ensemble_select import select_from_store
+    from vas_ros.training.ensemble_build import build_ensemble
+
+    check_args(args)
+    family, chosen = select_from_store(args.store, args.top, diverse=args.diverse,
+                                       pool=args.pool)
+    report = build_ensemble(family=family, candidates=chosen, store=args.store,
+                            data=args.data, out=args.out, diverse=args.diverse,
+                            flow=args.flow, epochs=args.epochs, max_steps=args.max_steps,
+                            batch_size=args.batch_size, lr=args.lr, device=args.device,
+                            seed=args.seed, cache_dir=args.cache_dir,
+                            progress=not args.quiet)
     if args.json:
         print(json.dumps(report))
         return 0

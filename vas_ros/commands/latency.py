@@ -57,7 +57,7 @@ def _load(ref, classes):
     """(name, model, spec) for a preset, genome file or checkpoint (with its weights)."""
     from pathlib import Path
 
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     if Path(str(ref)).suffix == '.safetensors':
         from vas_ros.models.checkpoint import load_checkpoint
@@ -65,7 +65,7 @@ def _load(ref, classes):
         loaded = load_checkpoint(ref, 'cpu')
         return str(ref), loaded.model, loaded.spec
     arch = resolve_arch(ref)
-    return str(ref), build_model(arch, classes or 400), input_spec_for(arch)
+    return str(ref), arch.build(classes or 400), arch.input_spec()
 
 
 def run(args) -> int:

@@ -56,11 +56,11 @@ def describe_model(ref, classes: int | None = None, batch_size: int = 8) -> dict
     from pathlib import Path
 
     from vas_ros.errors import VasError
+    from vas_ros.models.factory import resolve_arch
     from vas_ros.models.footprint import estimate_footprint
-    from vas_ros.models.registry import input_spec_for, resolve_arch
 
     arch = resolve_arch(ref)
-    spec = input_spec_for(arch)
+    spec = arch.input_spec()
     if classes is None:
         classes = 400
         if Path(str(ref)).suffix == '.safetensors':

@@ -16,7 +16,7 @@ Genome (JSON; node id = its position in `nodes`, an optional "id" key must match
         "temporal_dilation": 2, "spatial_stride": 1, "edge_logits": [0.0, 0.0]},
        ...]}
 
-Graph rules (checked by `parse_genome`, each error names the field):
+Graph rules (checked by `AssembleGenome.from_dict`, each error names the field):
 - at least one stem; every block has inputs, each an earlier node (smaller id, which
   rules out cycles) that exists, without repeats;
 - an input is a stem or a block of the same or a lower level (levels never go down
@@ -33,19 +33,31 @@ code), so fusion only has to align space; `WeightedFusion` would still align T.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from vas_ros.errors import GenomeError, VasError
+from vas_ros.models.genome import (
+    Genome,
+    choice,
+    dropout,
+    flag,
+    int_list,
+    integer,
+    join,
+    json_object,
+    number,
+)
+from vas_ros.models.layers.common import ConvNormAct
 from vas_ros.models.layers.fusion import WeightedFusion, logit
 from vas_ros.models.registry import Family, register_family
 from vas_ros.models.spec import FLOW_METHODS, STREAMS, InputSpec
 
 FAMILY = 'assemblenet'
-MODALITIES = ('rgb', 'flow')
 LEVELS = (0, 1, 2, 3)
 NAMED_DEPTHS = {26: [2, 2, 2, 2], 38: [2, 4, 4, 2], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
 PUBLISHED_BOTTLENECK_WIDTHS = [64, 128, 256, 512]
@@ -62,6 +74,8 @@ _BLOCK_KEYS = {'id', 'type', 'level', 'inputs', 'filters', 'temporal_dilation',
 
 @dataclass(frozen=True)
 class StemNode:
+    is_stem: ClassVar[bool] = True
+
     id: int
     modality: str
     temporal_dilation: int = 1
@@ -73,6 +87,8 @@ class StemNode:
 
 @dataclass(frozen=True)
 class BlockNode:
+    is_stem: ClassVar[bool] = False
+
     id: int
     level: int
     inputs: tuple[int, ...]
@@ -90,7 +106,11 @@ class BlockNode:
 
 
 @dataclass(frozen=True)
-class AssembleGenome:
+class AssembleGenome(Genome):
+    """A multi-stream graph plus clip and training settings (JSON in the module doc)."""
+
+    family: ClassVar[str] = FAMILY
+
     nodes: tuple[StemNode | BlockNode, ...]
     frames: int = 8
     size: int = 64
@@ -140,21 +160,65 @@ class AssembleGenome:
             'nodes': [n.to_dict() for n in self.nodes],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> AssembleGenome:
+        """Check the fields and the graph rules; errors name the field."""
+        data = json_object(data, '', _TOP_KEYS)
+        depth = data.get('depth', [1, 1, 1, 1])
+        if isinstance(depth, int) and not isinstance(depth, bool):
+            if depth not in NAMED_DEPTHS:
+                raise GenomeError('depth', f'named depths are {sorted(NAMED_DEPTHS)}, '
+                                           f'got {depth}')
+            depth = NAMED_DEPTHS[depth]
+        widths = data.get('bottleneck_widths')
+        stem_filters = data.get('stem_filters')
+        raw_nodes = data.get('nodes')
+        if not isinstance(raw_nodes, list) or not raw_nodes:
+            raise GenomeError('nodes', 'must be a non-empty list of stem and block nodes')
+        nodes = [_parse_node(raw, i) for i, raw in enumerate(raw_nodes)]
+        _check_graph(nodes)
+        return cls(
+            nodes=tuple(nodes),
+            frames=integer(data.get('frames', 8), 'frames', 1, 512),
+            size=integer(data.get('size', 64), 'size', 16, 1024),
+            frame_stride=integer(data.get('frame_stride', 1), 'frame_stride', 1, 64),
+            depth=int_list(depth, 'depth', 4, 1),
+            bottleneck_widths=(None if widths is None
+                               else int_list(widths, 'bottleneck_widths', 4, 1)),
+            stem_filters=(None if stem_filters is None
+                          else integer(stem_filters, 'stem_filters', 1, 1024)),
+            freeze_edges=flag(data.get('freeze_edges', False), 'freeze_edges'),
+            edge_lr_scale=number(data.get('edge_lr_scale', 1.0), 'edge_lr_scale', 0, 1000,
+                                 low_open=True),
+            dropout=dropout(data.get('dropout', 0.0)),
+            flow_method=choice(data.get('flow_method', 'dis'), 'flow_method', FLOW_METHODS))
 
-def _int(value, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise GenomeError(name, f'must be an integer, got {value!r}')
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f'>= {low}' if high is None else f'in {low}..{high}'
-        raise GenomeError(name, f'must be {bound}, got {value}')
-    return value
+    def input_spec(self) -> InputSpec:
+        return InputSpec(frames=self.frames, size=self.size, frame_stride=self.frame_stride,
+                         streams=self.streams, flow_method=self.flow_method)
 
+    def build(self, num_classes: int) -> AssembleNet:
+        return AssembleNet(self, num_classes)
 
-def _int_list(value, name: str, length: int, low: int) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or len(value) != length:
-        raise GenomeError(name, f'must be a list of {length} integers, got {value!r}')
-    return tuple(_int(v, f'{name}[{i}]', low) for i, v in enumerate(value))
+    def param_groups(self, model: AssembleNet) -> list[dict]:
+        """The edge logits apart from the rest: `edge_lr_scale` times the learning rate
+        and no weight decay (decay would pull every weight back to 0.5, against the signal
+        the search prunes on)."""
+        edges = [f.edge_logits for f in model.fusions.values()
+                 if isinstance(f.edge_logits, nn.Parameter)]
+        ids = {id(p) for p in edges}
+        groups = [{'params': [p for p in model.parameters() if id(p) not in ids]}]
+        if edges:
+            groups.append({'params': edges, 'lr_scale': self.edge_lr_scale,
+                           'weight_decay': 0.0})
+        return groups
+
+    def artefacts(self, model: AssembleNet, out_dir: Path, name: str) -> list[Path]:
+        """The graph with its learned connection weights, as a picture."""
+        from vas_ros.models.assemblenet_plot import plot_graph
+
+        return [plot_graph(self, model.edge_weights(), Path(out_dir) / 'best_graph.png',
+                           title=f'{name}: learned connection weights (darker = larger)')]
 
 
 def _parse_node(raw, index: int) -> StemNode | BlockNode:
@@ -169,11 +233,9 @@ def _parse_node(raw, index: int) -> StemNode | BlockNode:
         unknown = set(raw) - _STEM_KEYS
         if unknown:
             raise GenomeError(where, f'unknown stem fields {sorted(unknown)}')
-        if raw.get('modality') not in MODALITIES:
-            raise GenomeError(f'{where}.modality', f'must be one of {MODALITIES}, '
-                              f'got {raw.get("modality")!r}')
-        return StemNode(index, raw['modality'],
-                        _int(raw.get('temporal_dilation', 1), f'{where}.temporal_dilation', 1, 16))
+        modality = choice(raw.get('modality'), f'{where}.modality', STREAMS)
+        return StemNode(index, modality, integer(raw.get('temporal_dilation', 1),
+                                                 f'{where}.temporal_dilation', 1, 16))
     if kind != 'block':
         raise GenomeError(f'{where}.type', f'must be "stem" or "block", got {kind!r}')
     unknown = set(raw) - _BLOCK_KEYS
@@ -182,12 +244,12 @@ def _parse_node(raw, index: int) -> StemNode | BlockNode:
     for key in ('level', 'inputs', 'filters'):
         if key not in raw:
             raise GenomeError(f'{where}.{key}', 'is required for a block')
-    level = _int(raw['level'], f'{where}.level', 0, 3)
+    level = integer(raw['level'], f'{where}.level', 0, 3)
     inputs = raw['inputs']
     if not isinstance(inputs, (list, tuple)) or not inputs:
         raise GenomeError(f'{where}.inputs', f'must be a non-empty list of node ids, '
                           f'got {inputs!r}')
-    inputs = tuple(_int(v, f'{where}.inputs', -(10**9)) for v in inputs)
+    inputs = tuple(integer(v, f'{where}.inputs') for v in inputs)
     if len(set(inputs)) != len(inputs):
         raise GenomeError(f'{where}.inputs', f'repeats a node: {list(inputs)}')
     logits = raw.get('edge_logits')
@@ -195,19 +257,13 @@ def _parse_node(raw, index: int) -> StemNode | BlockNode:
         if not isinstance(logits, (list, tuple)) or len(logits) != len(inputs):
             raise GenomeError(f'{where}.edge_logits', f'must be null or a list with one '
                               f'number per input ({len(inputs)}), got {logits!r}')
-        checked = []
-        for value in logits:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
-                raise GenomeError(f'{where}.edge_logits', f'must hold finite numbers, '
-                                  f'got {value!r}')
-            checked.append(float(value))
-        logits = tuple(checked)
+        logits = tuple(number(v, join(f'{where}.edge_logits', j), float('-inf'),
+                              float('inf')) for j, v in enumerate(logits))
     return BlockNode(
         index, level, inputs,
-        _int(raw['filters'], f'{where}.filters', 1, 4096),
-        _int(raw.get('temporal_dilation', 1), f'{where}.temporal_dilation', 1, 16),
-        _int(raw.get('spatial_stride', 1), f'{where}.spatial_stride', 1, 4),
+        integer(raw['filters'], f'{where}.filters', 1, 4096),
+        integer(raw.get('temporal_dilation', 1), f'{where}.temporal_dilation', 1, 16),
+        integer(raw.get('spatial_stride', 1), f'{where}.spatial_stride', 1, 4),
         logits)
 
 
@@ -254,67 +310,6 @@ def _check_graph(nodes: list[StemNode | BlockNode]) -> None:
                           'depends on it)')
 
 
-def parse_genome(genome: dict) -> AssembleGenome:
-    """Validate a JSON genome and return the typed form; errors name the field."""
-    if not isinstance(genome, dict):
-        raise GenomeError('genome', f'must be an object, got {type(genome).__name__}')
-    unknown = set(genome) - _TOP_KEYS
-    if unknown:
-        raise GenomeError('genome', f'unknown fields {sorted(unknown)}; known: '
-                          f'{sorted(_TOP_KEYS)}')
-    depth = genome.get('depth', [1, 1, 1, 1])
-    if isinstance(depth, int) and not isinstance(depth, bool):
-        if depth not in NAMED_DEPTHS:
-            raise GenomeError('depth', f'named depths are {sorted(NAMED_DEPTHS)}, got {depth}')
-        depth = NAMED_DEPTHS[depth]
-    depth = _int_list(depth, 'depth', 4, 1)
-    widths = genome.get('bottleneck_widths')
-    if widths is not None:
-        widths = _int_list(widths, 'bottleneck_widths', 4, 1)
-    stem_filters = genome.get('stem_filters')
-    if stem_filters is not None:
-        stem_filters = _int(stem_filters, 'stem_filters', 1, 1024)
-    freeze = genome.get('freeze_edges', False)
-    if not isinstance(freeze, bool):
-        raise GenomeError('freeze_edges', f'must be true or false, got {freeze!r}')
-    edge_lr_scale = genome.get('edge_lr_scale', 1.0)
-    if isinstance(edge_lr_scale, bool) or not isinstance(edge_lr_scale, (int, float)) \
-            or not 0 < edge_lr_scale <= 1000:
-        raise GenomeError('edge_lr_scale', f'must be a number in (0, 1000], '
-                          f'got {edge_lr_scale!r}')
-    dropout = genome.get('dropout', 0.0)
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-            or not 0 <= dropout < 1:
-        raise GenomeError('dropout', f'must be a number in [0, 1), got {dropout!r}')
-    flow_method = genome.get('flow_method', 'dis')
-    if flow_method not in FLOW_METHODS:
-        raise GenomeError('flow_method', f'must be one of {FLOW_METHODS}, got {flow_method!r}')
-    raw_nodes = genome.get('nodes')
-    if not isinstance(raw_nodes, list) or not raw_nodes:
-        raise GenomeError('nodes', 'must be a non-empty list of stem and block nodes')
-    nodes = [_parse_node(raw, i) for i, raw in enumerate(raw_nodes)]
-    _check_graph(nodes)
-    return AssembleGenome(
-        nodes=tuple(nodes),
-        frames=_int(genome.get('frames', 8), 'frames', 1, 512),
-        size=_int(genome.get('size', 64), 'size', 16, 1024),
-        frame_stride=_int(genome.get('frame_stride', 1), 'frame_stride', 1, 64),
-        depth=depth, bottleneck_widths=widths, stem_filters=stem_filters,
-        freeze_edges=freeze, edge_lr_scale=float(edge_lr_scale), dropout=float(dropout),
-        flow_method=flow_method)
-
-
-def validate_genome(genome: dict) -> dict:
-    """Family hook: the normalised JSON genome (defaults filled in, ids written out)."""
-    return parse_genome(genome).to_dict()
-
-
-def input_spec(genome: dict) -> InputSpec:
-    g = parse_genome(genome)
-    return InputSpec(frames=g.frames, size=g.size, frame_stride=g.frame_stride,
-                     streams=g.streams, flow_method=g.flow_method)
-
-
 def remove_nodes(genome: dict, drop: set[int]) -> dict:
     """Delete nodes and renumber; consumers lose those inputs (with their logits).
 
@@ -341,7 +336,7 @@ def remove_nodes(genome: dict, drop: set[int]) -> dict:
 
 def rgb_only(genome: dict) -> dict:
     """The RGB-only ablation: flow stems removed, blocks they alone fed take the RGB stems."""
-    g = parse_genome(genome)
+    g = AssembleGenome.parse(genome)
     flow = {n.id for n in g.stems if n.modality == 'flow'}
     if not flow:
         return g.to_dict()
@@ -353,27 +348,27 @@ def rgb_only(genome: dict) -> dict:
         if node['type'] == 'block' and not node['inputs']:
             node['inputs'] = list(rgb_ids)
             node['edge_logits'] = None
-    return validate_genome(out)
+    return AssembleGenome.normalise(out)
 
 
 # ----------------------------------------------------------------------------- layers
 
 
-def _conv_bn(cin: int, cout: int, kernel, stride=1, padding=0, dilation=1, relu=True,
-             zero_gamma=False) -> nn.Sequential:
-    layers = [nn.Conv3d(cin, cout, kernel, stride, padding, dilation, bias=False),
-              nn.BatchNorm3d(cout)]
-    if zero_gamma:  # residual branch starts as identity: deep graphs train from step one
-        nn.init.zeros_(layers[1].weight)
-    if relu:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+def _conv3d_bn_act(cin: int, cout: int, kernel, stride=1, padding=0, dilation=1,
+                   act=True, zero_gamma=False) -> ConvNormAct:
+    """Bias-free Conv3d with PyTorch's symmetric `padding` (as published), BN, ReLU.
+
+    `zero_gamma` makes a residual branch start as the identity: deep graphs train from
+    step one.
+    """
+    conv = nn.Conv3d(cin, cout, kernel, stride, padding, dilation, bias=False)
+    return ConvNormAct(conv, cout, 3, act, zero_gamma=zero_gamma)
 
 
-def _temporal_conv_bn(cin: int, cout: int, kernel: int, dilation: int) -> nn.Sequential:
+def _temporal_conv3d_bn_act(cin: int, cout: int, kernel: int, dilation: int) -> ConvNormAct:
     """k x 1 x 1 conv over time, dilated, 'same' padding, then BN + ReLU."""
-    return _conv_bn(cin, cout, (kernel, 1, 1), padding=(dilation * (kernel - 1) // 2, 0, 0),
-                    dilation=(dilation, 1, 1))
+    return _conv3d_bn_act(cin, cout, (kernel, 1, 1),
+                          padding=(dilation * (kernel - 1) // 2, 0, 0), dilation=(dilation, 1, 1))
 
 
 class RGBStem(nn.Module):
@@ -381,8 +376,8 @@ class RGBStem(nn.Module):
 
     def __init__(self, width: int, temporal_dilation: int):
         super().__init__()
-        self.spatial = _conv_bn(3, width, (1, 7, 7), (1, 2, 2), (0, 3, 3))
-        self.temporal = _temporal_conv_bn(width, width, 5, temporal_dilation)
+        self.spatial = _conv3d_bn_act(3, width, (1, 7, 7), (1, 2, 2), (0, 3, 3))
+        self.temporal = _temporal_conv3d_bn_act(width, width, 5, temporal_dilation)
         self.pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
 
     def forward(self, x):
@@ -394,7 +389,7 @@ class FlowStem(nn.Module):
 
     def __init__(self, width: int):
         super().__init__()
-        self.spatial = _conv_bn(2, width, (1, 7, 7), (1, 2, 2), (0, 3, 3))
+        self.spatial = _conv3d_bn_act(2, width, (1, 7, 7), (1, 2, 2), (0, 3, 3))
         self.pool = nn.MaxPool3d((1, 2, 2), (1, 2, 2), ceil_mode=True)
 
     def forward(self, x):
@@ -409,11 +404,11 @@ class Bottleneck(nn.Module):
                  dilation: int, project: bool):
         super().__init__()
         out = 4 * filters
-        self.reduce = (_temporal_conv_bn(cin, filters, 3, dilation) if temporal
-                       else _conv_bn(cin, filters, 1))
-        self.spatial = _conv_bn(filters, inner, (1, 3, 3), (1, stride, stride), (0, 1, 1))
-        self.expand = _conv_bn(inner, out, 1, relu=False, zero_gamma=True)
-        self.shortcut = (_conv_bn(cin, out, 1, (1, stride, stride), relu=False) if project
+        self.reduce = (_temporal_conv3d_bn_act(cin, filters, 3, dilation) if temporal
+                       else _conv3d_bn_act(cin, filters, 1))
+        self.spatial = _conv3d_bn_act(filters, inner, (1, 3, 3), (1, stride, stride), (0, 1, 1))
+        self.expand = _conv3d_bn_act(inner, out, 1, act=False, zero_gamma=True)
+        self.shortcut = (_conv3d_bn_act(cin, out, 1, (1, stride, stride), act=False) if project
                          else nn.Identity())
         self.relu = nn.ReLU(inplace=True)
 
@@ -435,12 +430,10 @@ def block_group(cin: int, node: BlockNode, modules: int, inner: int) -> nn.Seque
 class AssembleNet(nn.Module):
     """The network for one genome; called as model(*streams) in `spec.streams` order."""
 
-    def __init__(self, genome: dict, num_classes: int):
+    def __init__(self, genome: AssembleGenome | dict, num_classes: int):
         super().__init__()
-        g = parse_genome(genome)
-        self.genome = g.to_dict()
+        g = AssembleGenome.parse(genome)
         self.streams = g.streams
-        self.edge_lr_scale = g.edge_lr_scale
         self.node_kinds = [('stem', n.modality) if isinstance(n, StemNode) else ('block', '')
                            for n in g.nodes]
         self.node_inputs = [tuple(n.inputs) if isinstance(n, BlockNode) else () for n in g.nodes]
@@ -504,22 +497,6 @@ class AssembleNet(nn.Module):
         features = pooled[0] if len(pooled) == 1 else torch.stack(pooled).mean(dim=0)
         return self.classifier(self.dropout(features))
 
-    def optimizer_param_groups(self) -> list[dict]:
-        """Parameter groups for the trainer: the edge logits apart from the rest.
-
-        The logits get `edge_lr_scale` times the learning rate and no weight decay (decay
-        would pull every weight back to 0.5, against the signal the search prunes on).
-        """
-        edges = [f.edge_logits for f in self.fusions.values()
-                 if isinstance(f.edge_logits, nn.Parameter)]
-        ids = {id(p) for p in edges}
-        rest = [p for p in self.parameters() if id(p) not in ids]
-        groups = [{'params': rest}]
-        if edges:
-            groups.append({'params': edges, 'lr_scale': self.edge_lr_scale,
-                           'weight_decay': 0.0})
-        return groups
-
     def edge_weights(self) -> dict[tuple[int, int], float]:
         """{(src, dst): sigmoid(logit)} for every edge; single-input edges are fixed at 1.0."""
         out = {}
@@ -528,10 +505,6 @@ class AssembleNet(nn.Module):
             for src, weight in zip(self.node_inputs[dst], fusion.edge_weights().tolist()):
                 out[(src, dst)] = float(weight)
         return out
-
-
-def build(genome: dict, num_classes: int) -> AssembleNet:
-    return AssembleNet(genome, num_classes)
 
 
 # ----------------------------------------------------------------------------- presets
@@ -576,14 +549,14 @@ def published_genome(variant: int = 50, *, freeze_edges: bool = False,
         nodes.append({'type': 'block', 'level': level, 'inputs': inputs,
                       'filters': level_filters[level], 'temporal_dilation': dil,
                       'spatial_stride': stride, 'edge_logits': logits})
-    return validate_genome({
+    return AssembleGenome.normalise({
         'frames': frames, 'size': size, 'frame_stride': frame_stride,
         'depth': depth if depth is not None else variant,
         'bottleneck_widths': PUBLISHED_BOTTLENECK_WIDTHS, 'freeze_edges': freeze_edges,
         'dropout': 0.5, 'nodes': nodes})
 
 
-TINY_GENOME = validate_genome({
+TINY_GENOME = AssembleGenome.normalise({
     'frames': 8, 'size': 64, 'frame_stride': 2, 'depth': [1, 2, 2, 1], 'stem_filters': 16,
     'nodes': [
         {'type': 'stem', 'modality': 'rgb', 'temporal_dilation': 1},
@@ -614,4 +587,4 @@ DESCRIPTIONS = {
     'assemblenet_tiny_rgb': 'RGB-only ablation of assemblenet_tiny',
 }
 
-register_family(Family(FAMILY, validate_genome, input_spec, build, PRESETS, DESCRIPTIONS))
+register_family(Family(FAMILY, AssembleGenome, PRESETS, DESCRIPTIONS))

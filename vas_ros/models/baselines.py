@@ -14,9 +14,12 @@ models are called as `model(rgb)` with rgb `[B, 3, T, H, W]`.
 
 from __future__ import annotations
 
-from vas_ros.errors import GenomeError
+from dataclasses import dataclass
+from typing import ClassVar
+
+from vas_ros.models.genome import Genome, choice, integer, json_object
 from vas_ros.models.registry import Family, register_family
-from vas_ros.models.spec import InputSpec
+from vas_ros.models.spec import MAX_FRAMES, MAX_SIZE, InputSpec
 
 VIDEO_ARCHS = ('r2plus1d_18', 'r3d_18', 'mc3_18')
 ARCHS = (*VIDEO_ARCHS, 'frame2d')
@@ -32,39 +35,42 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_SIZE = 16
 
 
-def validate(genome: dict) -> dict:
-    """Check fields and types; fill in defaults. Returns a new dict."""
-    if not isinstance(genome, dict):
-        raise GenomeError('genome', f'must be a JSON object, got {type(genome).__name__}')
-    unknown = set(genome) - {'arch', *DEFAULTS}
-    if unknown:
-        raise GenomeError(sorted(unknown)[0], f'unknown field; baseline genomes have '
-                                              f'{["arch", *DEFAULTS]}')
-    arch = genome.get('arch')
-    if arch not in ARCHS:
-        raise GenomeError('arch', f'must be one of {list(ARCHS)}, got {arch!r}')
-    out = {'arch': arch}
-    for key, default in DEFAULTS.items():
-        value = genome.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise GenomeError(key, f'must be an integer, got {value!r}')
-        out[key] = value
-    if out['frames'] < 1:
-        raise GenomeError('frames', f'must be >= 1, got {out["frames"]}')
-    if out['size'] < MIN_SIZE:
-        raise GenomeError('size', f'must be >= {MIN_SIZE} pixels, got {out["size"]}')
-    if out['frame_stride'] < 1:
-        raise GenomeError('frame_stride', f'must be >= 1, got {out["frame_stride"]}')
-    return out
+@dataclass(frozen=True)
+class BaselineGenome(Genome):
+    """Which reference network, at which clip length, size and frame stride."""
 
+    family: ClassVar[str] = 'baseline'
 
-def input_spec(genome: dict) -> InputSpec:
-    genome = validate(genome)
-    video = genome['arch'] in VIDEO_ARCHS
-    return InputSpec(frames=genome['frames'], size=genome['size'],
-                     frame_stride=genome['frame_stride'], streams=('rgb',),
-                     mean=KINETICS_MEAN if video else IMAGENET_MEAN,
-                     std=KINETICS_STD if video else IMAGENET_STD)
+    arch: str
+    frames: int = DEFAULTS['frames']
+    size: int = DEFAULTS['size']
+    frame_stride: int = DEFAULTS['frame_stride']
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BaselineGenome:
+        data = json_object(data, '', ('arch', *DEFAULTS), ('arch',))
+        data = {**DEFAULTS, **data}
+        return cls(arch=choice(data['arch'], 'arch', ARCHS),
+                   frames=integer(data['frames'], 'frames', 1, MAX_FRAMES),
+                   size=integer(data['size'], 'size', MIN_SIZE, MAX_SIZE),
+                   frame_stride=integer(data['frame_stride'], 'frame_stride', 1, MAX_FRAMES))
+
+    def to_dict(self) -> dict:
+        return {'arch': self.arch, 'frames': self.frames, 'size': self.size,
+                'frame_stride': self.frame_stride}
+
+    def input_spec(self) -> InputSpec:
+        video = self.arch in VIDEO_ARCHS
+        return InputSpec(frames=self.frames, size=self.size, frame_stride=self.frame_stride,
+                         streams=('rgb',), mean=KINETICS_MEAN if video else IMAGENET_MEAN,
+                         std=KINETICS_STD if video else IMAGENET_STD)
+
+    def build(self, num_classes: int):
+        import torchvision.models.video as video_models
+
+        if self.arch == 'frame2d':
+            return _frame2d_class()(num_classes)
+        return getattr(video_models, self.arch)(weights=None, num_classes=num_classes)
 
 
 def _frame2d_class():
@@ -87,16 +93,6 @@ def _frame2d_class():
     return PerFrameClassifier
 
 
-def build(genome: dict, num_classes: int):
-    import torchvision.models.video as video_models
-
-    genome = validate(genome)
-    if genome['arch'] == 'frame2d':
-        return _frame2d_class()(num_classes)
-    constructor = getattr(video_models, genome['arch'])
-    return constructor(weights=None, num_classes=num_classes)
-
-
 PRESETS = {name: {'arch': name, **DEFAULTS} for name in ARCHS}
 DESCRIPTIONS = {
     'r2plus1d_18': 'torchvision R(2+1)D-18, random init (31.5M params, 16x112x112)',
@@ -105,5 +101,4 @@ DESCRIPTIONS = {
     'frame2d': 'ResNet-18 on each frame alone, logits averaged: blind to motion direction',
 }
 
-register_family(Family(name='baseline', validate=validate, input_spec=input_spec, build=build,
-                       presets=PRESETS, descriptions=DESCRIPTIONS))
+register_family(Family('baseline', BaselineGenome, PRESETS, DESCRIPTIONS))

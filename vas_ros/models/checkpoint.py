@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vas_ros.atomic import atomic_path
 from vas_ros.errors import CheckpointError, VasError
+from vas_ros.models.registry import ModelArch
 from vas_ros.models.spec import InputSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FORMAT = 'vas_ros.checkpoint/1'
 META_KEY = 'vas_ros'
@@ -22,15 +27,16 @@ META_KEY = 'vas_ros'
 
 @dataclass
 class LoadedCheckpoint:
-    model: object  # torch.nn.Module in eval mode
-    arch: object  # ModelArch
+    model: nn.Module  # in eval mode
+    arch: ModelArch
     classes: list[str]
     spec: InputSpec
     metadata: dict
     path: Path
 
 
-def save_checkpoint(path, model, arch, classes, spec: InputSpec, extra: dict | None = None):
+def save_checkpoint(path, model: nn.Module, arch: ModelArch, classes, spec: InputSpec,
+                    extra: dict | None = None) -> Path:
     """Write weights + metadata atomically (readers never see a partial file)."""
     from safetensors.torch import save_model
 
@@ -91,14 +97,12 @@ def load_checkpoint(path, device='cpu') -> LoadedCheckpoint:
     """Build the model from the metadata and load its weights (strict)."""
     from safetensors.torch import load_model
 
-    from vas_ros.models.registry import ModelArch, build_model, input_spec_for
-
     path = Path(path)
     meta = read_metadata(path)
     try:
         arch = ModelArch.from_dict(meta['arch'])
         spec = InputSpec.from_dict(meta['input'])
-        expected = input_spec_for(arch)
+        expected = arch.input_spec()
     except (VasError, TypeError, ValueError, AttributeError, KeyError) as exc:
         raise CheckpointError(f'{path}: metadata does not describe a valid model ({exc})') from None
     for field in ('frames', 'size', 'frame_stride', 'streams'):
@@ -107,7 +111,7 @@ def load_checkpoint(path, device='cpu') -> LoadedCheckpoint:
                                   f'disagrees with its genome ({getattr(expected, field)!r}); '
                                   f'the file was edited or damaged')
     classes = [str(c) for c in meta['classes']]
-    model = build_model(arch, len(classes))
+    model = arch.build(len(classes))
     try:
         load_model(model, str(path), strict=True, device=str(device))
     except Exception as exc:

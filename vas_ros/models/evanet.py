@@ -31,60 +31,35 @@ makes the stem take the 2-channel optical-flow stream.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from vas_ros.errors import GenomeError
-from vas_ros.models.layers.spacetime import ConvBN, SpaceTimePool, pointwise
+from vas_ros.models.genome import (
+    Genome,
+    choice,
+    dropout,
+    integer,
+    items,
+    join,
+    json_object,
+    number,
+)
+from vas_ros.models.layers.common import ConvNormAct
+from vas_ros.models.layers.spacetime import CONV_TYPES, SpaceTimePool, make_conv, pointwise
 from vas_ros.models.registry import Family, register_family
-from vas_ros.models.spec import STREAM_CHANNELS, InputSpec
+from vas_ros.models.spec import STREAM_CHANNELS, STREAMS, InputSpec
 
 BRANCH_KINDS = ('1x1', 'conv', 'conv2', 'maxpool')
-CONV_TYPES = ('3d', 'itgm', '2plus1d')
 TEMPORAL_SIZES = (1, 3, 5, 7, 9, 11)
 STAGE_WIDTHS = (256, 512, 1024, 2048)
 STEM_WIDTH = 64
 NUM_STAGES = 4
 MAX_BRANCHES = 8
 MAX_REPEATS = 8
-STREAMS = ('rgb', 'flow')
-
-
-def _int(value, path: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise GenomeError(path, f'must be an integer, got {value!r}')
-    value = int(value)
-    if value < lo or (hi is not None and value > hi):
-        bound = f'>= {lo}' if hi is None else f'in [{lo}, {hi}]'
-        raise GenomeError(path, f'must be {bound}, got {value}')
-    return value
-
-
-def _time(value, path: str) -> int:
-    if isinstance(value, bool) or value not in TEMPORAL_SIZES:
-        raise GenomeError(path, f'temporal size must be one of {list(TEMPORAL_SIZES)}, '
-                                f'got {value!r}')
-    return int(value)
-
-
-def _choice(value, path: str, options) -> str:
-    if value not in options:
-        raise GenomeError(path, f'must be one of {list(options)}, got {value!r}')
-    return str(value)
-
-
-def _dict(value, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
-    if not isinstance(value, dict):
-        raise GenomeError(path, f'must be an object, got {type(value).__name__}')
-    unknown = set(value) - allowed
-    if unknown:
-        raise GenomeError(path, f'unknown fields {sorted(unknown)}; allowed {sorted(allowed)}')
-    missing = set(required) - set(value)
-    if missing:
-        raise GenomeError(path, f'missing fields {sorted(missing)}')
-    return value
 
 
 @dataclass(frozen=True)
@@ -102,8 +77,8 @@ class Branch:
 
     @classmethod
     def from_dict(cls, data, path: str) -> Branch:
-        data = _dict(data, path, {'kind', 'type', 'time', 'type2', 'time2'}, {'kind'})
-        kind = _choice(data['kind'], f'{path}.kind', BRANCH_KINDS)
+        data = json_object(data, path, {'kind', 'type', 'time', 'type2', 'time2'}, ('kind',))
+        kind = choice(data['kind'], join(path, 'kind'), BRANCH_KINDS)
         wanted = cls.FIELDS[kind]
         extra = {k for k in data if k != 'kind' and k not in wanted}
         if extra:
@@ -113,10 +88,8 @@ class Branch:
         for key in wanted:
             if key not in data:
                 raise GenomeError(f'{path}.{key}', f'required for a {kind!r} branch')
-            if key.startswith('type'):
-                values[key] = _choice(data[key], f'{path}.{key}', CONV_TYPES)
-            else:
-                values[key] = _time(data[key], f'{path}.{key}')
+            options = CONV_TYPES if key.startswith('type') else TEMPORAL_SIZES
+            values[key] = choice(data[key], join(path, key), options)
         return cls(kind=kind, **values)
 
     def to_dict(self) -> dict:
@@ -139,15 +112,11 @@ class Block:
 
     @classmethod
     def from_dict(cls, data, path: str) -> Block:
-        data = _dict(data, path, {'repeats', 'branches'}, {'repeats', 'branches'})
-        repeats = _int(data['repeats'], f'{path}.repeats', 1, MAX_REPEATS)
-        raw = data['branches']
-        if not isinstance(raw, list) or not raw:
-            raise GenomeError(f'{path}.branches', 'must be a non-empty list of branches')
-        if len(raw) > MAX_BRANCHES:
-            raise GenomeError(f'{path}.branches', f'at most {MAX_BRANCHES} branches, '
-                                                  f'got {len(raw)}')
-        branches = tuple(Branch.from_dict(b, f'{path}.branches[{i}]') for i, b in enumerate(raw))
+        data = json_object(data, path, {'repeats', 'branches'}, ('repeats', 'branches'))
+        repeats = integer(data['repeats'], join(path, 'repeats'), 1, MAX_REPEATS)
+        raw = items(data['branches'], join(path, 'branches'), 1, MAX_BRANCHES)
+        branches = tuple(Branch.from_dict(b, join(join(path, 'branches'), i))
+                         for i, b in enumerate(raw))
         return cls(repeats, branches)
 
     def to_dict(self) -> dict:
@@ -155,8 +124,17 @@ class Block:
 
 
 @dataclass(frozen=True)
-class EvaGenome:
+class EvaGenome(Genome):
     """The typed form of an EvaNet genome (see the module docstring for the JSON)."""
+
+    family: ClassVar[str] = 'evanet'
+    # What a search space draws from (it reaches them through the registry).
+    BRANCH_KINDS: ClassVar[tuple[str, ...]] = BRANCH_KINDS
+    CONV_TYPES: ClassVar[tuple[str, ...]] = CONV_TYPES
+    TEMPORAL_SIZES: ClassVar[tuple[int, ...]] = TEMPORAL_SIZES
+    NUM_STAGES: ClassVar[int] = NUM_STAGES
+    MAX_BRANCHES: ClassVar[int] = MAX_BRANCHES
+    MAX_REPEATS: ClassVar[int] = MAX_REPEATS
 
     frames: int
     size: int
@@ -171,35 +149,26 @@ class EvaGenome:
 
     @classmethod
     def from_dict(cls, data) -> EvaGenome:
-        data = _dict(data, 'genome', {'frames', 'size', 'frame_stride', 'stream', 'width',
+        data = json_object(data, '', {'frames', 'size', 'frame_stride', 'stream', 'width',
                                       'dropout', 'stem', 'pool_times', 'blocks'},
-                     {'frames', 'size', 'stem', 'pool_times', 'blocks'})
-        frames = _int(data['frames'], 'frames', 1, 256)
-        size = _int(data['size'], 'size', 16, 1024)
-        frame_stride = _int(data.get('frame_stride', 1), 'frame_stride', 1, 32)
-        stream = _choice(data.get('stream', 'rgb'), 'stream', STREAMS)
-        width = data.get('width', 1.0)
-        if isinstance(width, bool) or not isinstance(width, (int, float)) \
-                or not 0 < width <= 4:
-            raise GenomeError('width', f'must be a number in (0, 4], got {width!r}')
-        dropout = data.get('dropout', 0.5)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-                or not 0 <= dropout < 1:
-            raise GenomeError('dropout', f'must be a number in [0, 1), got {dropout!r}')
-        stem = _dict(data['stem'], 'stem', {'type', 'time'}, {'type', 'time'})
-        stem_type = _choice(stem['type'], 'stem.type', CONV_TYPES)
-        stem_time = _time(stem['time'], 'stem.time')
-        pools = _dict(data['pool_times'], 'pool_times', {'mp1', 'mp3', 'mp4'},
-                      {'mp1', 'mp3', 'mp4'})
-        pool_times = tuple(_time(pools[k], f'pool_times.{k}') for k in ('mp1', 'mp3', 'mp4'))
-        raw = data['blocks']
-        if not isinstance(raw, list) or len(raw) != NUM_STAGES:
-            raise GenomeError('blocks', f'must list exactly {NUM_STAGES} stages '
-                                        f'(block2..block5), got '
-                                        f'{len(raw) if isinstance(raw, list) else raw!r}')
-        blocks = tuple(Block.from_dict(b, f'blocks[{i}]') for i, b in enumerate(raw))
-        genome = cls(frames, size, frame_stride, stream, float(width), float(dropout),
-                     stem_type, stem_time, pool_times, blocks)
+                           ('frames', 'size', 'stem', 'pool_times', 'blocks'))
+        frames = integer(data['frames'], 'frames', 1, 256)
+        size = integer(data['size'], 'size', 16, 1024)
+        frame_stride = integer(data.get('frame_stride', 1), 'frame_stride', 1, 32)
+        stream = choice(data.get('stream', 'rgb'), 'stream', STREAMS)
+        width = number(data.get('width', 1.0), 'width', 0, 4, low_open=True)
+        rate = dropout(data.get('dropout', 0.5))
+        stem = json_object(data['stem'], 'stem', {'type', 'time'}, ('type', 'time'))
+        stem_type = choice(stem['type'], 'stem.type', CONV_TYPES)
+        stem_time = choice(stem['time'], 'stem.time', TEMPORAL_SIZES)
+        pools = json_object(data['pool_times'], 'pool_times', {'mp1', 'mp3', 'mp4'},
+                            ('mp1', 'mp3', 'mp4'))
+        pool_times = tuple(choice(pools[k], f'pool_times.{k}', TEMPORAL_SIZES)
+                           for k in ('mp1', 'mp3', 'mp4'))
+        raw = items(data['blocks'], 'blocks', NUM_STAGES, NUM_STAGES)
+        blocks = tuple(Block.from_dict(b, join('blocks', i)) for i, b in enumerate(raw))
+        genome = cls(frames, size, frame_stride, stream, width, rate, stem_type,
+                     int(stem_time), tuple(int(t) for t in pool_times), blocks)
         genome.check_widths()
         return genome
 
@@ -234,16 +203,39 @@ class EvaGenome:
             'blocks': [b.to_dict() for b in self.blocks],
         }
 
+    def input_spec(self) -> InputSpec:
+        return InputSpec(frames=self.frames, size=self.size, frame_stride=self.frame_stride,
+                         streams=(self.stream,))
 
-def validate(genome: dict) -> dict:
-    """Normalised genome dict (defaults filled in) or a GenomeError naming the field."""
-    return EvaGenome.from_dict(genome).to_dict()
+    def build(self, num_classes: int) -> EvaNet:
+        return EvaNet(self, num_classes)
 
+    def with_streams(self, streams: tuple[str, ...]) -> EvaGenome | None:
+        """The same modules on another single stream (the released two-stream ensemble
+        trains one genome on RGB and on flow)."""
+        if len(streams) != 1 or streams[0] not in STREAMS:
+            return None
+        return replace(self, stream=streams[0])
 
-def input_spec(genome: dict) -> InputSpec:
-    g = EvaGenome.from_dict(genome)
-    return InputSpec(frames=g.frames, size=g.size, frame_stride=g.frame_stride,
-                     streams=(g.stream,))
+    def distance(self, other: Genome) -> float:
+        """How different two EvaNet genomes are: 0 for equal ones, larger for less alike.
+
+        Counts branches present in one module but not the other (a changed branch counts
+        twice: one removed, one added), differences in repeats, the stem (type and temporal
+        size) and each pool's temporal size; input settings (frames, size, width) count 1
+        each. Used to pick diverse ensemble members.
+        """
+        a, b = self.to_dict(), EvaGenome.parse(other).to_dict()
+        dist = 0.0
+        for blk_a, blk_b in zip(a['blocks'], b['blocks']):
+            dist += _multiset_difference([_branch_key(x) for x in blk_a['branches']],
+                                         [_branch_key(x) for x in blk_b['branches']])
+            dist += abs(blk_a['repeats'] - blk_b['repeats'])
+        dist += sum(a['stem'][k] != b['stem'][k] for k in ('type', 'time'))
+        dist += sum(a['pool_times'][k] != b['pool_times'][k] for k in ('mp1', 'mp3', 'mp4'))
+        dist += sum(a[k] != b[k] for k in ('frames', 'size', 'frame_stride', 'width',
+                                           'stream'))
+        return float(dist)
 
 
 # ----------------------------------------------------------------------------- network
@@ -263,11 +255,11 @@ class EvaBranch(nn.Sequential):
             layers = [pointwise(cin, f), *bn_relu(f, False)]
         elif spec.kind == 'conv':
             layers = [pointwise(cin, f // 2), *bn_relu(f // 2, True),
-                      ConvBN(f // 2, f, (t1, 3, 3), 1, spec.type, relu=False)]
+                      ConvNormAct(make_conv(spec.type, f // 2, f, (t1, 3, 3)), f, 3, act=False)]
         elif spec.kind == 'conv2':
             layers = [pointwise(cin, f // 4), *bn_relu(f // 4, True),
-                      ConvBN(f // 4, f // 2, (t1, 3, 3), 1, spec.type, relu=True),
-                      ConvBN(f // 2, f, (t2, 3, 3), 1, spec.type2, relu=False)]
+                      ConvNormAct(make_conv(spec.type, f // 4, f // 2, (t1, 3, 3)), f // 2, 3),
+                      ConvNormAct(make_conv(spec.type2, f // 2, f, (t2, 3, 3)), f, 3, act=False)]
         else:  # maxpool keeps its temporal size in every repeat, as released
             layers = [SpaceTimePool('max', (spec.time, 3, 3), 1),
                       pointwise(cin, f), *bn_relu(f, False)]
@@ -301,8 +293,8 @@ class EvaNet(nn.Module):
         self.genome = genome
         mp1, mp3, mp4 = genome.pool_times
         stem_ch = genome.stem_channels()
-        self.stem = ConvBN(STREAM_CHANNELS[genome.stream], stem_ch, (genome.stem_time, 7, 7),
-                           2, genome.stem_type, relu=True)
+        self.stem = ConvNormAct(make_conv(genome.stem_type, STREAM_CHANNELS[genome.stream],
+                                          stem_ch, (genome.stem_time, 7, 7), 2), stem_ch, 3)
         self.pools = nn.ModuleList([SpaceTimePool('max', (mp1, 3, 3), 2),
                                     SpaceTimePool('max', (mp1, 2, 2), (1, 2, 2)),
                                     SpaceTimePool('max', (mp3, 2, 2), (1, 2, 2)),
@@ -335,10 +327,6 @@ class EvaNet(nn.Module):
             x = (x[:, :, :-1] + x[:, :, 1:]) / 2
         x = self.classifier(self.dropout(x))
         return x.mean(dim=(2, 3, 4))
-
-
-def build(genome: dict, num_classes: int) -> EvaNet:
-    return EvaNet(EvaGenome.from_dict(genome), num_classes)
 
 
 # ----------------------------------------------------------------------------- presets
@@ -423,31 +411,4 @@ def _multiset_difference(a: list, b: list) -> int:
     return sum(((ca - cb) + (cb - ca)).values())
 
 
-def genome_distance(a: dict, b: dict) -> float:
-    """How different two EvaNet genomes are: 0 for equal ones, larger for less alike.
-
-    Counts branches present in one module but not the other (a changed branch counts
-    twice: one removed, one added), differences in repeats, the stem (type and temporal
-    size) and each pool's temporal size; input settings (frames, size, width) count 1
-    each. Used to pick diverse ensemble members.
-    """
-    a, b = validate(a), validate(b)
-    dist = 0.0
-    for blk_a, blk_b in zip(a['blocks'], b['blocks']):
-        dist += _multiset_difference([_branch_key(x) for x in blk_a['branches']],
-                                     [_branch_key(x) for x in blk_b['branches']])
-        dist += abs(blk_a['repeats'] - blk_b['repeats'])
-    dist += sum(a['stem'][k] != b['stem'][k] for k in ('type', 'time'))
-    dist += sum(a['pool_times'][k] != b['pool_times'][k] for k in ('mp1', 'mp3', 'mp4'))
-    dist += sum(a[k] != b[k] for k in ('frames', 'size', 'frame_stride', 'width', 'stream'))
-    return float(dist)
-
-
-register_family(Family(
-    name='evanet', validate=validate, input_spec=input_spec, build=build,
-    presets=PRESETS, descriptions=DESCRIPTIONS,
-))
-
-__all__ = ['EvaGenome', 'Block', 'Branch', 'validate', 'input_spec', 'build',
-           'genome_distance', 'PRESETS', 'TEMPORAL_SIZES', 'CONV_TYPES', 'BRANCH_KINDS',
-           'MAX_BRANCHES', 'MAX_REPEATS', 'EvaNet']
+register_family(Family('evanet', EvaGenome, PRESETS, DESCRIPTIONS))

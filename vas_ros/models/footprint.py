@@ -168,15 +168,15 @@ def estimate_footprint(arch, num_classes: int = 8, training: bool = True) -> Foo
     `training=False` skips the training-mode pass (half the time; no training memory)."""
     import torch
 
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     arch = resolve_arch(arch)
     if num_classes < 1:
         raise VasError(f'num_classes must be >= 1, got {num_classes}')
-    spec = input_spec_for(arch)
+    spec = arch.input_spec()
     try:
         with torch.device('meta'), _without_weight_init():
-            model = build_model(arch, num_classes)
+            model = arch.build(num_classes)
         inference = _meta_pass(model, spec, train=False)
         # Batch 2: BatchNorm refuses to train on one value per channel.
         training = _meta_pass(model, spec, train=True, batch=2) if training else None

@@ -1,23 +1,31 @@
-"""Families, presets and the one way to turn a name, genome file or checkpoint into a model.
+"""The registry of model families and their presets: a leaf that imports no family.
 
-A family module (tvn, evanet, assemblenet, baselines, ensemble) calls `register_family`
-at import time with a `Family`: how to validate its JSON genome, which input it needs,
-how to build the network, and its named presets. Everything else (CLI, training, search,
-the ROS nodes) goes through `resolve_arch`, `build_model` and `input_spec_for`.
+A family module (tvn, evanet, assemblenet, baselines, ensemble, or a user's own package
+named under the `vas_ros.families` entry point group) calls `register_family` at import
+with a `Family`: its genome class (`vas_ros.models.genome.Genome`) and its named presets.
+`ModelArch` pairs a family with a parsed genome. Turning a name, a JSON file or a
+checkpoint into a `ModelArch` is the factory's job (`vas_ros.models.factory`), which sits
+above this module and the checkpoint reader.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vas_ros.errors import GenomeError, VasError
-from vas_ros.models.spec import InputSpec
+from vas_ros.models.genome import Genome
 
-# Modules that register families; imported on first use.
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vas_ros.models.spec import InputSpec
+
+# Modules that register the built-in families; imported on first lookup.
 FAMILY_MODULES = (
     'vas_ros.models.tvn',
     'vas_ros.models.evanet',
@@ -25,38 +33,57 @@ FAMILY_MODULES = (
     'vas_ros.models.baselines',
     'vas_ros.models.ensemble',
 )
+# Installed packages may add families: `[project.entry-points."vas_ros.families"]`
+# naming a module that calls `register_family` when imported.
+ENTRY_POINT_GROUP = 'vas_ros.families'
 
 
 @dataclass(frozen=True)
 class Family:
-    """How one family validates, describes and builds its genomes.
+    """A family: its genome class, named presets (JSON) and one-line preset descriptions.
 
-    - `validate(genome) -> genome`: returns the normalised genome dict (defaults filled in)
-      or raises `GenomeError` naming the field.
-    - `input_spec(genome) -> InputSpec`.
-    - `build(genome, num_classes) -> torch.nn.Module`, called with `*streams` tensors.
-    - `presets`: name -> genome dict (published architectures and small trainable ones).
-    - `descriptions`: optional name -> one line for `vas-ros models list`.
+    The dict-level methods serve code that holds JSON (search spaces, stores): each parses
+    with the genome class and so checks the genome fully.
     """
 
     name: str
-    validate: Callable[[dict], dict]
-    input_spec: Callable[[dict], InputSpec]
-    build: Callable[[dict, int], object]
+    genome: type[Genome]
     presets: dict[str, dict] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
+
+    def parse(self, data: dict | Genome) -> Genome:
+        return self.genome.parse(data)
+
+    def validate(self, data: dict) -> dict:
+        """The normal form of a JSON genome, or `GenomeError` naming the field."""
+        return self.genome.normalise(data)
+
+    def input_spec(self, data: dict | Genome) -> InputSpec:
+        return self.parse(data).input_spec()
+
+    def build(self, data: dict | Genome, num_classes: int) -> nn.Module:
+        return self.parse(data).build(num_classes)
+
+    def distance(self, a: dict | Genome, b: dict | Genome) -> float:
+        return self.parse(a).distance(self.parse(b))
 
 
 @dataclass(frozen=True)
 class ModelArch:
-    """A family plus a validated genome: everything needed to build the network."""
+    """A family plus its parsed genome: everything needed to build the network.
+
+    A JSON dict given as `genome` is parsed (and so checked) on construction.
+    """
 
     family: str
-    genome: dict
+    genome: Genome
     name: str = 'custom'
 
+    def __post_init__(self):
+        object.__setattr__(self, 'genome', get_family(self.family).parse(self.genome))
+
     def to_dict(self) -> dict:
-        return {'family': self.family, 'name': self.name, 'genome': self.genome}
+        return {'family': self.family, 'name': self.name, 'genome': self.genome.to_dict()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -65,9 +92,19 @@ class ModelArch:
     def from_dict(cls, data: dict) -> ModelArch:
         if not isinstance(data, dict) or 'family' not in data or 'genome' not in data:
             raise GenomeError('arch', 'expected {"family": ..., "genome": {...}, "name": ...}')
-        family = get_family(data['family'])
-        genome = family.validate(dict(data['genome']))
-        return cls(family=family.name, genome=genome, name=str(data.get('name', 'custom')))
+        if not isinstance(data['family'], str):
+            raise GenomeError('family', f'must be a family name, got {data["family"]!r}')
+        return cls(data['family'], data['genome'], str(data.get('name', 'custom')))
+
+    def input_spec(self) -> InputSpec:
+        return self.genome.input_spec()
+
+    def build(self, num_classes: int) -> nn.Module:
+        """The torch module (random init) with `num_classes` outputs."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
+                or num_classes < 1:
+            raise VasError(f'num_classes must be a whole number >= 1, got {num_classes!r}')
+        return self.genome.build(num_classes)
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -77,6 +114,12 @@ _loaded = False
 def register_family(family: Family) -> None:
     """Add a family; a second family under a taken name, or a preset name another family
     already uses, is an error rather than a silent replacement."""
+    if not (isinstance(family.genome, type) and issubclass(family.genome, Genome)):
+        raise VasError(f'family {family.name!r}: genome must be a Genome subclass, '
+                       f'got {family.genome!r}')
+    if getattr(family.genome, 'family', None) != family.name:
+        raise VasError(f'family {family.name!r}: its genome class says family '
+                       f'{getattr(family.genome, "family", None)!r}')
     if family.name in _FAMILIES and _FAMILIES[family.name] is not family:
         raise VasError(f'model family {family.name!r} is already registered')
     for other in _FAMILIES.values():
@@ -95,6 +138,12 @@ def _load_families() -> None:
     for module in FAMILY_MODULES:
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:  # a broken plug-in must not take the built-ins down
+            raise VasError(f'model family plug-in {entry.name!r} ({entry.value}) failed '
+                           f'to load: {exc}') from exc
 
 
 def families() -> dict[str, Family]:
@@ -110,12 +159,9 @@ def get_family(name: str) -> Family:
 
 
 def presets() -> dict[str, ModelArch]:
-    """All named presets across families."""
-    out = {}
-    for fam in families().values():
-        for name, genome in fam.presets.items():
-            out[name] = ModelArch(fam.name, fam.validate(dict(genome)), name)
-    return out
+    """All named presets, across families (their names never collide: see register)."""
+    return {name: ModelArch(fam.name, genome, name)
+            for fam in families().values() for name, genome in fam.presets.items()}
 
 
 def preset_description(name: str) -> str:
@@ -123,41 +169,3 @@ def preset_description(name: str) -> str:
         if name in fam.descriptions:
             return fam.descriptions[name]
     return ''
-
-
-def resolve_arch(ref: str | Path | dict | ModelArch) -> ModelArch:
-    """A preset name, a genome JSON file, a checkpoint, a dict or a ModelArch -> ModelArch."""
-    if isinstance(ref, ModelArch):
-        return ref
-    if isinstance(ref, dict):
-        return ModelArch.from_dict(ref)
-    text = str(ref)
-    table = presets()
-    if text in table:
-        return table[text]
-    path = Path(text)
-    if path.suffix == '.safetensors':
-        from vas_ros.models.checkpoint import read_metadata
-
-        return ModelArch.from_dict(read_metadata(path)['arch'])
-    if path.suffix == '.json' or path.exists():
-        if not path.is_file():
-            raise VasError(f'{path}: no such genome file')
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise VasError(f'{path}: not a readable genome JSON file ({exc})') from None
-        return ModelArch.from_dict(data)
-    raise VasError(f'{text!r} is neither a preset ({", ".join(sorted(table))}), '
-                   f'a genome .json file nor a .safetensors checkpoint')
-
-
-def input_spec_for(arch: ModelArch) -> InputSpec:
-    return get_family(arch.family).input_spec(arch.genome)
-
-
-def build_model(arch: ModelArch, num_classes: int):
-    """Build the torch module (random init) for `arch` with `num_classes` outputs."""
-    if num_classes < 1:
-        raise VasError(f'num_classes must be >= 1, got {num_classes}')
-    return get_family(arch.family).build(arch.genome, num_classes)

@@ -17,15 +17,26 @@ size, so a model only accepts clips of exactly `frames x size x size`.
 
 from __future__ import annotations
 
-import json
-import math
+import dataclasses
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from vas_ros.errors import DataError, GenomeError
-from vas_ros.models.layers.common import ContextGating, ConvBNAct, Pool2dSame, SqueezeExcite
+from vas_ros.models.genome import (
+    Genome,
+    choice,
+    dropout,
+    flag,
+    integer,
+    items,
+    join,
+    json_object,
+    number,
+)
+from vas_ros.models.layers.common import ContextGating, Pool2dSame, SqueezeExcite, conv2d_bn_act
 from vas_ros.models.registry import Family, register_family
 from vas_ros.models.spec import STREAM_CHANNELS, InputSpec
 
@@ -51,65 +62,18 @@ LIMITS = {
 }
 
 
-def _integer(data: dict, key: str, where: str) -> int:
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise GenomeError(f'{where}{key}', f'must be an integer, got {value!r}')
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise GenomeError(f'{where}{key}', f'must be an integer, got {value!r}')
-        value = int(value)
-    low, high = LIMITS[key]
-    if value < low:
-        raise GenomeError(f'{where}{key}', f'must be >= {low}, got {value}')
-    if value > high:
-        raise GenomeError(f'{where}{key}', f'must be <= {high}, got {value}')
-    return value
-
-
-def _number(data: dict, key: str, where: str, low: float, high: float, *,
-            high_open: bool = False) -> float:
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise GenomeError(f'{where}{key}', f'must be a number, got {value!r}')
-    if value < low or value > high or (high_open and value == high):
-        bracket = ')' if high_open else ']'
-        raise GenomeError(f'{where}{key}', f'must be in [{low}, {high}{bracket}, got {value}')
-    return float(value)
-
-
-def _flag(data: dict, key: str, where: str) -> bool:
-    value = data[key]
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    raise GenomeError(f'{where}{key}', f'must be true/false (or 0/1), got {value!r}')
-
-
-def _choice(data: dict, key: str, where: str, options: tuple[str, ...]) -> str:
-    value = data[key]
-    if value not in options:
-        raise GenomeError(f'{where}{key}', f'must be one of {list(options)}, got {value!r}')
-    return value
-
-
-def _check_keys(data, where: str, cls) -> None:
-    if not isinstance(data, dict):
-        raise GenomeError(where.rstrip('.') or 'genome',
-                          f'must be a JSON object, got {type(data).__name__}')
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise GenomeError(f'{where}{unknown[0]}', f'unknown field; known: {names}')
-    required = [f.name for f in fields(cls) if f.metadata.get('required')]
-    missing = [name for name in required if name not in data]
-    if missing:
-        raise GenomeError(f'{where}{missing[0]}', 'is required')
-
-
 def _required():
     return field(metadata={'required': True})
+
+
+def _keys(cls) -> tuple[list[str], list[str]]:
+    """(all fields, required fields) of a genome dataclass, as its JSON keys."""
+    names = [f.name for f in fields(cls)]
+    return names, [f.name for f in fields(cls) if f.metadata.get('required')]
+
+
+def _int(data: dict, key: str, path: str) -> int:
+    return integer(data[key], join(path, key), *LIMITS[key])
 
 
 @dataclass(kw_only=True)
@@ -130,23 +94,27 @@ class TVNBlock:
     skip: bool = False
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = 'block.') -> TVNBlock:
-        """Type- and range-checked block; `where` prefixes field names in errors."""
-        _check_keys(data, where, cls)
+    def from_dict(cls, data: dict, path: str = 'block') -> TVNBlock:
+        """Type- and range-checked block; `path` names it in errors (`blocks[2]`)."""
+        names, required = _keys(cls)
+        json_object(data, path, names, required)
         data = {**{f.name: f.default for f in fields(cls) if not f.metadata}, **data}
         return cls(
-            spatial_type=_choice(data, 'spatial_type', where, SPATIAL_TYPES),
-            spatial_kernel=_integer(data, 'spatial_kernel', where),
-            spatial_stride=_integer(data, 'spatial_stride', where),
-            temporal_type=_choice(data, 'temporal_type', where, TEMPORAL_TYPES),
-            temporal_kernel=_integer(data, 'temporal_kernel', where),
-            temporal_stride=_integer(data, 'temporal_stride', where),
-            filters=_integer(data, 'filters', where),
-            expand=_integer(data, 'expand', where),
-            repeats=_integer(data, 'repeats', where),
-            se_ratio=_number(data, 'se_ratio', where, 0.0, 1.0),
-            context_gating=_flag(data, 'context_gating', where),
-            skip=_flag(data, 'skip', where),
+            spatial_type=choice(data['spatial_type'], join(path, 'spatial_type'),
+                                SPATIAL_TYPES),
+            spatial_kernel=_int(data, 'spatial_kernel', path),
+            spatial_stride=_int(data, 'spatial_stride', path),
+            temporal_type=choice(data['temporal_type'], join(path, 'temporal_type'),
+                                 TEMPORAL_TYPES),
+            temporal_kernel=_int(data, 'temporal_kernel', path),
+            temporal_stride=_int(data, 'temporal_stride', path),
+            filters=_int(data, 'filters', path),
+            expand=_int(data, 'expand', path),
+            repeats=_int(data, 'repeats', path),
+            se_ratio=number(data['se_ratio'], join(path, 'se_ratio'), 0.0, 1.0),
+            context_gating=flag(data['context_gating'], join(path, 'context_gating'),
+                                allow_01=True),
+            skip=flag(data['skip'], join(path, 'skip'), allow_01=True),
         )
 
     def to_dict(self) -> dict:
@@ -178,8 +146,16 @@ class BlockStep:
 
 
 @dataclass(kw_only=True)
-class TVNGenome:
+class TVNGenome(Genome):
     """A whole TVN: clip sampling (frames, size, frame_stride), blocks and head dropout."""
+
+    family: ClassVar[str] = 'tvn'
+    # What a search space draws from (it reaches them through the registry).
+    SPATIAL_TYPES: ClassVar[tuple[str, ...]] = SPATIAL_TYPES
+    TEMPORAL_TYPES: ClassVar[tuple[str, ...]] = TEMPORAL_TYPES
+    INPUT_STREAMS: ClassVar[dict[str, tuple[str, ...]]] = INPUT_STREAMS
+    LIMITS: ClassVar[dict[str, tuple[int, int]]] = LIMITS
+    BLOCK_FIELDS: ClassVar[tuple[str, ...]] = tuple(f.name for f in fields(TVNBlock))
 
     frames: int = _required()
     size: int = _required()
@@ -191,32 +167,20 @@ class TVNGenome:
     @classmethod
     def from_dict(cls, data: dict) -> TVNGenome:
         """Parse and fully validate (types, ranges, and shapes through every block)."""
-        _check_keys(data, '', cls)
-        blocks = data['blocks']
-        if not isinstance(blocks, list):
-            raise GenomeError('blocks', f'must be a list of blocks, got {type(blocks).__name__}')
-        low, high = LIMITS['blocks']
-        if not low <= len(blocks) <= high:
-            raise GenomeError('blocks', f'must hold {low} to {high} blocks, got {len(blocks)}')
+        names, required = _keys(cls)
+        json_object(data, '', names, required)
+        blocks = items(data['blocks'], 'blocks', *LIMITS['blocks'])
         data = {'frame_stride': 1, 'dropout': 0.5, 'stream': 'rgb', **data}
         genome = cls(
-            frames=_integer(data, 'frames', ''),
-            size=_integer(data, 'size', ''),
-            frame_stride=_integer(data, 'frame_stride', ''),
-            dropout=_number(data, 'dropout', '', 0.0, 1.0, high_open=True),
-            stream=_choice(data, 'stream', '', tuple(INPUT_STREAMS)),
-            blocks=[TVNBlock.from_dict(b, f'blocks[{i}].') for i, b in enumerate(blocks)],
+            frames=_int(data, 'frames', ''),
+            size=_int(data, 'size', ''),
+            frame_stride=_int(data, 'frame_stride', ''),
+            dropout=dropout(data['dropout']),
+            stream=choice(data['stream'], 'stream', tuple(INPUT_STREAMS)),
+            blocks=[TVNBlock.from_dict(b, join('blocks', i)) for i, b in enumerate(blocks)],
         )
         genome.plan()
         return genome
-
-    @classmethod
-    def from_json(cls, text: str) -> TVNGenome:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise GenomeError('genome', f'not valid JSON ({exc})') from None
-        return cls.from_dict(data)
 
     def to_dict(self) -> dict:
         # `stream` is left out at its default, so RGB genomes keep the form (and hash) they
@@ -235,8 +199,19 @@ class TVNGenome:
     def in_channels(self) -> int:
         return STREAM_CHANNELS[self.stream]
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+    def input_spec(self) -> InputSpec:
+        return InputSpec(frames=self.frames, size=self.size, frame_stride=self.frame_stride,
+                         streams=self.streams)
+
+    def build(self, num_classes: int) -> TinyVideoNet:
+        return TinyVideoNet(self, int(num_classes))
+
+    def with_streams(self, streams: tuple[str, ...]) -> TVNGenome | None:
+        """The same blocks on the other input (a TVN reads one stream, RGB or flow)."""
+        named = {v: k for k, v in INPUT_STREAMS.items()}
+        if tuple(streams) not in named:
+            return None
+        return dataclasses.replace(self, stream=named[tuple(streams)])
 
     def plan(self) -> list[BlockStep]:
         """Shapes through every block copy; raises GenomeError where the clip runs out."""
@@ -283,10 +258,6 @@ def _plan_copy(i: int, copy: int, block: TVNBlock, shape_in) -> BlockStep:
                      shape_out=out)
 
 
-def _to_genome(genome) -> TVNGenome:
-    return genome if isinstance(genome, TVNGenome) else TVNGenome.from_dict(genome)
-
-
 # ---------------------------------------------------------------- builder
 
 
@@ -319,8 +290,8 @@ class TinyBlock(nn.Module):
         if block.spatial_type in ('std', 'depth') and k > 1:
             groups = f if block.spatial_type == 'depth' else 1
             self.spatial = nn.Sequential(
-                ConvBNAct(c, f, 1),
-                ConvBNAct(f, f, k, s, in_hw=(h, w), groups=groups))
+                conv2d_bn_act(c, f, 1),
+                conv2d_bn_act(f, f, k, s, in_hw=(h, w), groups=groups))
         elif k > 1 or s > 1:  # pooling; kernel 1 with a stride subsamples
             kind = 'avg' if block.spatial_type == 'avgpool' else 'max'
             self.spatial = Pool2dSame(kind, k, s, (h, w))
@@ -331,19 +302,20 @@ class TinyBlock(nn.Module):
         tk, ts = block.temporal_kernel, step.temporal_stride
         if step.use_temporal and (tk > 1 or ts > 1):
             if block.temporal_type == '1d' and tk > 1:
-                op = ConvBNAct(c_mid, f, (tk, 1), (ts, 1), in_hw=(t, h2 * w2))
+                op = conv2d_bn_act(c_mid, f, (tk, 1), (ts, 1), in_hw=(t, h2 * w2))
             else:
                 kind = 'avg' if block.temporal_type == 'avgpool' else 'max'
                 op = Pool2dSame(kind, (tk, 1), (ts, 1), (t, h2 * w2))
             self.temporal = TemporalLayer(op, t)
         c_t = step.shape_out[1]
         width = block.expanded
-        self.expand = ConvBNAct(self._channels_after_temporal(block, step), width, 1,
-                                act=False)
+        self.expand = conv2d_bn_act(self._channels_after_temporal(block, step), width, 1,
+                                    act=False)
         self.squeeze = (SqueezeExcite(width, block.se_channels, c_t)
                         if block.se_ratio > 0 else nn.Identity())
         self.gating = ContextGating(width, c_t) if block.context_gating else nn.Identity()
-        self.shortcut = (ConvBNAct(c, width, 1, s, act=False) if step.residual else None)
+        self.shortcut = (conv2d_bn_act(c, width, 1, s, in_hw=(h, w), act=False)
+                         if step.residual else None)
 
     @staticmethod
     def _channels_after_temporal(block: TVNBlock, step: BlockStep) -> int:
@@ -397,28 +369,7 @@ class TinyVideoNet(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-def build_tvn(genome, num_classes: int) -> TinyVideoNet:
-    """Random-initialised TinyVideoNet for a genome dict or TVNGenome."""
-    return TinyVideoNet(_to_genome(genome), int(num_classes))
-
-
-def validate_genome(genome) -> dict:
-    """Normalised genome dict (defaults filled in) or GenomeError naming the field."""
-    return _to_genome(genome).to_dict()
-
-
-def tvn_input_spec(genome) -> InputSpec:
-    g = _to_genome(genome)
-    return InputSpec(frames=g.frames, size=g.size, frame_stride=g.frame_stride,
-                     streams=g.streams)
-
-
 # ---------------------------------------------------------------- presets
-
-_BLOCK_KEYS = ('spatial_type', 'spatial_kernel', 'spatial_stride', 'temporal_type',
-               'temporal_kernel', 'temporal_stride', 'filters', 'expand', 'repeats',
-               'se_ratio', 'context_gating', 'skip')
-
 
 def _preset(frames: int, size: int, frame_stride: int, rows: str, dropout: float = 0.5):
     """Genome from table rows 'sp k s | tp k s | F | E | R | SE | CG | skip'."""
@@ -429,7 +380,7 @@ def _preset(frames: int, size: int, frame_stride: int, rows: str, dropout: float
         (f,), (e,), (r,), (se,), (cg,), (skip,) = cells[2:]
         values = (sp, int(sk), int(ss), tp, int(tk), int(ts), int(f), int(e), int(r),
                   float(se), bool(int(cg)), bool(int(skip)))
-        blocks.append(dict(zip(_BLOCK_KEYS, values)))
+        blocks.append(dict(zip(TVNGenome.BLOCK_FIELDS, values)))
     return {'frames': frames, 'size': size, 'frame_stride': frame_stride,
             'dropout': dropout, 'blocks': blocks}
 
@@ -487,11 +438,4 @@ DESCRIPTIONS = {
     'tvn_small': 'mid-size TVN, 8 frames x 112 px: a robot-sized model between tiny and TVN-4',
 }
 
-register_family(Family(
-    name='tvn',
-    validate=validate_genome,
-    input_spec=tvn_input_spec,
-    build=build_tvn,
-    presets=PRESETS,
-    descriptions=DESCRIPTIONS,
-))
+register_family(Family('tvn', TVNGenome, PRESETS, DESCRIPTIONS))

@@ -51,6 +51,9 @@ NODE_NAME = 'architecture_search'
 CANCELLED_EXIT = 3
 STATES = ('idle', 'running', 'done', 'failed', 'cancelled')
 DEPLOY_WAIT_S = 10.0  # how long a deploy waits for the recogniser's parameter service
+# Families a goal may ask for: the on-robot search is TVN's (its latency-sized space and
+# proxy are what fits a robot CPU); the first is the default.
+ON_ROBOT_FAMILIES = ('tvn',)
 
 PARAMETERS = {
     'data': ('', 'training data for the search (a vas-ros data set root)'),
@@ -239,9 +242,10 @@ class SearchNode(Node):
     def goal_settings(self, goal) -> tuple[dict, str]:
         """A goal's fields as settings over the parameters (zero/empty: the parameter),
         or the reason it cannot run."""
-        family = goal.family.strip() or 'tvn'
-        if family != 'tvn':
-            return {}, f'family {goal.family!r}: the on-robot search runs tvn'
+        family = goal.family.strip() or ON_ROBOT_FAMILIES[0]
+        if family not in ON_ROBOT_FAMILIES:
+            return {}, (f'family {goal.family!r}: the on-robot search runs '
+                        f'{", ".join(ON_ROBOT_FAMILIES)}')
         settings: dict = {'deploy': bool(goal.deploy)}
         for name in ('data', 'strategy', 'output_dir', 'deploy_node'):
             value = getattr(goal, name).strip()

@@ -18,7 +18,7 @@ still 0.49-0.51 after 100 steps; at 100x they spread to 0.14-0.94 (docs/assemble
 Surviving edges keep their learned logits in the genome (for the record and the graph
 picture); `mutate` clears all logits, so every child relearns its connection weights from
 sigmoid(~0) = 0.5 (one-shot connection learning, as published). Every genome this module
-returns has been validated by the family (`validate_genome`).
+returns has been checked by the family, reached through the registry.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ from __future__ import annotations
 import random
 
 from vas_ros.errors import VasError
-from vas_ros.models.assemblenet import validate_genome
+from vas_ros.models.registry import get_family
+from vas_ros.models.spec import STREAMS
 from vas_ros.search.space import SearchSpace, genome_hash, register_space
+
+FAMILY = 'assemblenet'
 
 DILATIONS = (1, 2, 4, 8)
 DEFAULTS = {
@@ -78,7 +81,7 @@ def _finish(top: dict, nodes: list[dict], keep_logits: bool = True) -> dict:
                     or len(node['edge_logits']) != len(node['inputs']):
                 node['edge_logits'] = None
         out.append(node)
-    return validate_genome({**top, 'nodes': out})
+    return get_family(FAMILY).validate({**top, 'nodes': out})
 
 
 def _level(node: dict) -> int:
@@ -125,25 +128,25 @@ def _repair(nodes: list[dict], rng: random.Random) -> None:
 # ----------------------------------------------------------------------------- the space
 
 
-class AssembleNetSpace:
+class AssembleNetSpace(SearchSpace):
     """Random graphs, mutations and the learned-weight pruning rule, with options."""
 
-    def __init__(self, **options):
-        unknown = set(options) - set(DEFAULTS)
-        if unknown:
-            raise VasError(f'assemblenet search space: unknown options {sorted(unknown)}; '
-                           f'known: {sorted(DEFAULTS)}')
-        self.options = {**DEFAULTS, **options}
-        mods = self.options['modalities']
-        if not mods or any(m not in ('rgb', 'flow') for m in mods):
+    family = FAMILY
+    description = 'multi-stream RGB+flow graphs; learned edge weights prune and grow edges'
+    DEFAULTS = DEFAULTS
+
+    def check_options(self, options: dict) -> dict:
+        mods = options['modalities']
+        if not mods or any(m not in STREAMS for m in mods):
             raise VasError(f'assemblenet search space: modalities must be a non-empty subset '
                            f'of rgb, flow, got {mods!r}')
-        if int(self.options['max_blocks']) < 4:
+        if int(options['max_blocks']) < 4:
             raise VasError('assemblenet search space: max_blocks must be >= 4 (one per level)')
-        if not 0 <= float(self.options['prune_threshold']) < 1:
+        if not 0 <= float(options['prune_threshold']) < 1:
             raise VasError('assemblenet search space: prune_threshold must be in [0, 1)')
-        if not 0 < float(self.options['edge_lr_scale']) <= 1000:
+        if not 0 < float(options['edge_lr_scale']) <= 1000:
             raise VasError('assemblenet search space: edge_lr_scale must be in (0, 1000]')
+        return options
 
     # -- random graphs
 
@@ -151,7 +154,7 @@ class AssembleNetSpace:
         base = rng.choice(self.options['base_filters'])
         return [min(base * 2 ** level, self.options['max_filters']) for level in range(4)]
 
-    def random_genome(self, rng: random.Random) -> dict:
+    def draw(self, rng: random.Random) -> dict:
         opts = self.options
         nodes, key = [], 0
         for modality in opts['modalities']:
@@ -273,22 +276,29 @@ class AssembleNetSpace:
 
     MUTATIONS = ('split', 'merge', 'add_edge', 'remove_edge', 'dilation', 'filters')
 
+    def edit(self, genome: dict, rng: random.Random, kind: str | None = None) -> dict | None:
+        """One mutation (`kind`, or one drawn) of a graph without logits, or None."""
+        top, nodes = _graph(genome)
+        top['edge_lr_scale'] = float(self.options['edge_lr_scale'])  # seeds from presets too
+        op = kind or rng.choice(self.MUTATIONS)
+        if not getattr(self, f'_{op}')(nodes, rng):
+            if kind:
+                raise VasError(f'mutation {kind!r} does not apply to this graph')
+            return None
+        _repair(nodes, rng)
+        return _finish(top, nodes, keep_logits=False)
+
     def mutate(self, genome: dict, rng: random.Random, kind: str | None = None) -> dict:
-        """One structural or parameter change; retried until the graph actually changes."""
+        """One structural or parameter change; retried until the graph actually changes.
+
+        The comparison is against the parent without its logits, since every child
+        relearns its connection weights."""
         if kind is not None and kind not in self.MUTATIONS:
             raise VasError(f'unknown mutation {kind!r}; known: {", ".join(self.MUTATIONS)}')
-        base = _finish(*_graph(validate_genome(genome)), keep_logits=False)
+        base = _finish(*_graph(self.validate(genome)), keep_logits=False)
         for _ in range(20):
-            top, nodes = _graph(base)
-            top['edge_lr_scale'] = float(self.options['edge_lr_scale'])  # seeds from presets too
-            op = kind or rng.choice(self.MUTATIONS)
-            if not getattr(self, f'_{op}')(nodes, rng):
-                if kind:
-                    raise VasError(f'mutation {kind!r} does not apply to this graph')
-                continue
-            _repair(nodes, rng)
-            child = _finish(top, nodes, keep_logits=False)
-            if child != base:
+            child = self.edit(base, rng, kind)
+            if child is not None and child != base:
                 return child
         raise VasError('could not find a mutation that changes this AssembleNet graph')
 
@@ -298,7 +308,7 @@ class AssembleNetSpace:
         """Prune weak edges by their learned sigmoid weight, then propose new ones."""
         weights = model.edge_weights()
         threshold = float(self.options['prune_threshold'])
-        genome = validate_genome(genome)
+        genome = self.validate(genome)
         top, nodes = _graph(genome)
         by_key = {n['key']: n for n in nodes}
         for node in nodes:  # keep what was learned, so the record and picture can show it
@@ -326,17 +336,4 @@ def _logit(p: float) -> float:
     return round(logit(p), 6)
 
 
-def make_space(**options) -> SearchSpace:
-    impl = AssembleNetSpace(**options)
-    return SearchSpace(
-        family='assemblenet',
-        random_genome=impl.random_genome,
-        mutate=impl.mutate,
-        after_training=impl.after_training,
-        configure=make_space,
-        options=dict(impl.options),
-        description='multi-stream RGB+flow graphs; learned edge weights prune and grow edges',
-    )
-
-
-register_space(make_space())
+register_space(AssembleNetSpace())

@@ -2,6 +2,10 @@
 
 Both run the same task function (named as "module:function", called with one
 JSON-like payload dict, returning a result dict) and yield results as they arrive.
+Results cross the process/Ray boundary as plain dicts; a task that fails (raises, or its
+worker dies) comes back as `EvalResult.failure(...).to_dict()`, i.e. `ok` false with an
+`error`, never as an exception. The driver rebuilds evaluation results with
+`EvalResult.from_dict` (see `runner.py`).
 
 Latency rule (both backends): latency is never measured by a worker. The search driver
 (the `vas-ros search` process) measures every proposal's latency itself, between
@@ -30,6 +34,7 @@ from multiprocessing.connection import wait as wait_ready
 
 from vas_ros.errors import VasError
 from vas_ros.search.engine import SearchCancelled
+from vas_ros.search.records import EvalResult
 
 POLL_S = 0.2
 
@@ -40,14 +45,14 @@ def resolve_function(ref: str) -> Callable[[dict], dict]:
 
 
 def run_task(fn_ref: str, payload: dict) -> dict:
-    """Call the task function; any exception becomes {"ok": False, "error": ...}."""
+    """Call the task function; any exception becomes a failed EvalResult (as a dict)."""
     try:
         return resolve_function(fn_ref)(payload)
     except VasError as exc:
-        return {'ok': False, 'error': f'{type(exc).__name__}: {exc}'}
+        return EvalResult.failure(f'{type(exc).__name__}: {exc}').to_dict()
     except Exception as exc:
         tail = ''.join(traceback.format_exception(exc)[-6:])
-        return {'ok': False, 'error': f'{type(exc).__name__}: {exc}\n{tail}'}
+        return EvalResult.failure(f'{type(exc).__name__}: {exc}\n{tail}').to_dict()
 
 
 def _set_threads(threads: int | None) -> None:
@@ -171,9 +176,8 @@ class LocalBackend:
                     busy -= 1
                     worker.stop()
                     self._pool[index] = _Worker(self._ctx, self.threads)
-                    yield key, {'ok': False,
-                                'error': f'worker process died (exit code {code}); '
-                                         f'out of memory?'}
+                    yield key, EvalResult.failure(f'worker process died (exit code {code}); '
+                                                  f'out of memory?').to_dict()
 
     def close(self) -> None:
         """Idle workers exit normally; busy ones (a cancel) are terminated."""
@@ -249,7 +253,7 @@ class RayBackend:
                 try:
                     result = ray.get(ref)
                 except Exception as exc:  # worker crash, node loss: that candidate failed
-                    result = {'ok': False, 'error': f'Ray task failed: {exc}'[:4000]}
+                    result = EvalResult.failure(f'Ray task failed: {exc}'[:4000]).to_dict()
                 yield key, result
 
     def close(self) -> None:

@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from vas_ros.errors import StoreError, VasError
+from vas_ros.search.records import EvalResult, Status
 from vas_ros.search.space import SearchSpace, genome_hash
 from vas_ros.search.store import CandidateRecord, SearchStore
 
@@ -124,11 +125,11 @@ class Verdict:
 Constraint = Callable[[dict], Verdict]
 # screen(genome, history) -> (predicted cost / budget, metrics to record on the proposal)
 Screen = Callable[[dict, Sequence[CandidateRecord]], tuple[float, dict]]
-# evaluate(records, should_stop) yields (record, result) as results arrive; result is
-# {"ok": True, "accuracy": float, "seconds": float, "steps": int, "next_genome": dict|None}
-# or {"ok": False, "error": str}. It raises SearchCancelled when should_stop() turns true.
+# evaluate(records, should_stop) yields (record, EvalResult) as results arrive (a backend
+# carries results as dicts; the caller rebuilds them with EvalResult.from_dict). It raises
+# SearchCancelled when should_stop() turns true.
 Evaluate = Callable[[list[CandidateRecord], Callable[[], bool]],
-                    Iterable[tuple[CandidateRecord, dict]]]
+                    Iterable[tuple[CandidateRecord, EvalResult]]]
 
 
 @dataclass
@@ -269,12 +270,12 @@ class Evolution:
             genome, origin, parent_id, predicted = self._draw(phase)
             rec = self._record_for(genome, origin, parent_id, predicted)
             self.history.append(rec)
-            if rec.status == 'rejected':
+            if rec.status == Status.REJECTED:
                 verdict = Verdict(False, reason=rec.error or 'rejected',
                                   value=rec.latency_ms)
                 self.on_event('replayed', rec)
-            elif rec.status in ('training', 'done', 'failed'):
-                if rec.status != 'training':
+            elif rec.status in (Status.TRAINING, Status.DONE, Status.FAILED):
+                if rec.status != Status.TRAINING:
                     self.on_event('replayed', rec)
                 return rec
             else:
@@ -282,7 +283,7 @@ class Evolution:
                 if verdict.ok:
                     self.store.update(rec, **_known_fields(verdict.metrics))
                     return rec
-                self.store.update(rec, status='rejected', error=verdict.reason,
+                self.store.update(rec, status=Status.REJECTED, error=verdict.reason,
                                   **_known_fields(verdict.metrics))
                 self.on_event('rejected', rec)
             self.rejected += 1
@@ -327,34 +328,37 @@ class Evolution:
 
     # -- evaluating ----------------------------------------------------------------------
     def _evaluate(self, slots: list[CandidateRecord]) -> None:
-        todo = [r for r in slots if r.status not in ('done', 'failed')]
+        todo = [r for r in slots if not r.status.finished]
         if not todo:
             return
         self.running = len(todo)
         for rec in todo:
-            self.store.update(rec, status='training', error=None)
+            self.store.update(rec, status=Status.TRAINING, error=None)
             self.on_event('training', rec)
         finished: set[int] = set()
         try:
             for rec, result in self.evaluate(todo, self.should_stop):
                 finished.add(rec.id)
                 self.running = len(todo) - len(finished)
-                if result.get('ok'):
-                    self.store.update(rec, status='done', accuracy=float(result['accuracy']),
-                                      train_seconds=result.get('seconds'),
-                                      train_steps=result.get('steps'),
-                                      next_genome=result.get('next_genome'),
-                                      inherited=result.get('inherited'))
+                if not isinstance(result, EvalResult):
+                    raise TypeError(f'evaluate yielded a {type(result).__name__} for '
+                                    f'candidate {rec.id}, not an EvalResult')
+                if result.ok:
+                    self.store.update(rec, status=Status.DONE, accuracy=result.accuracy,
+                                      train_seconds=result.seconds,
+                                      train_steps=result.steps,
+                                      next_genome=result.next_genome,
+                                      inherited=result.inherited)
                     self.on_event('done', rec)
                 else:
-                    self.store.update(rec, status='failed',
-                                      error=str(result.get('error', 'unknown error'))[:4000],
-                                      train_seconds=result.get('seconds'))
+                    self.store.update(rec, status=Status.FAILED,
+                                      error=(result.error or 'unknown error')[:4000],
+                                      train_seconds=result.seconds)
                     self.on_event('failed', rec)
         except SearchCancelled:
             for rec in todo:
                 if rec.id not in finished:
-                    self.store.update(rec, status='pending')
+                    self.store.update(rec, status=Status.PENDING)
             raise
         finally:
             self.running = 0
@@ -368,7 +372,7 @@ class Evolution:
             self.init_done += 1
         else:
             self.rounds_done += 1
-        if rec.status != 'done':
+        if rec.status != Status.DONE:
             return
         self.population.append(rec)
         while len(self.population) > self.config.population:
@@ -395,10 +399,10 @@ def _known_fields(metrics: dict) -> dict:
 def best_of(records: Iterable[CandidateRecord]) -> CandidateRecord | None:
     best = None
     for rec in records:
-        if rec.status == 'done' and (best is None or _better(rec, best)):
+        if rec.status == Status.DONE and (best is None or _better(rec, best)):
             best = rec
     return best
 
 
 def iter_done(records: Iterable[CandidateRecord]) -> Iterator[CandidateRecord]:
-    return (r for r in records if r.status == 'done')
+    return (r for r in records if r.status == Status.DONE)

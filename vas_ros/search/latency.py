@@ -106,11 +106,11 @@ def measure_arch_latency(arch, *, num_classes: int = 8, device: str = 'cpu',
                          threads: int | None = None, warmup: int = 3, repeats: int = 10,
                          batch: int = 1, path: str = 'eager') -> LatencyResult:
     """Build `arch` (preset name, genome file, dict, ModelArch) and time it."""
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     arch = resolve_arch(arch)
-    model = build_model(arch, num_classes)
-    return measure_latency(model, input_spec_for(arch), device=device, threads=threads,
+    model = arch.build(num_classes)
+    return measure_latency(model, arch.input_spec(), device=device, threads=threads,
                            warmup=warmup, repeats=repeats, batch=batch, path=path)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from vas_ros.search.records import Status
+
 
 def pareto_front(points: Iterable[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
     """(latency, accuracy, id) points no other point beats on both (faster AND at least as
@@ -25,8 +27,8 @@ def plot_pareto(records, budget_ms: float, path, *, best_id: int | None = None,
     from vas_ros.plotting import pyplot, save_figure
 
     plt = pyplot()
-    done = [r for r in records if r.status == 'done' and r.latency_ms is not None]
-    rejected = [r for r in records if r.status == 'rejected' and r.latency_ms is not None]
+    done = [r for r in records if r.status == Status.DONE and r.latency_ms is not None]
+    rejected = [r for r in records if r.status == Status.REJECTED and r.latency_ms is not None]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     if done:
         ax.scatter([r.latency_ms for r in done], [r.accuracy for r in done], s=22,

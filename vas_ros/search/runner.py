@@ -52,6 +52,7 @@ from vas_ros.search.engine import (
     default_tournament,
 )
 from vas_ros.search.latency import percentile
+from vas_ros.search.records import EvalResult, Status
 from vas_ros.search.space import genome_hash, get_space
 from vas_ros.search.store import CandidateRecord, SearchStore
 
@@ -322,13 +323,13 @@ class LatencyConstraint:
     def _measure(self, genome: dict) -> Verdict:
         import torch
 
-        from vas_ros.models.registry import ModelArch, build_model, input_spec_for
+        from vas_ros.models.registry import ModelArch
         from vas_ros.search.latency import measure_flow_latency, measure_latency
 
         arch = ModelArch(self.family, genome, 'candidate')
-        spec = input_spec_for(arch)
+        spec = arch.input_spec()
         cost = self.footprints(genome)
-        model = build_model(arch, self.num_classes).eval()
+        model = arch.build(self.num_classes).eval()
         # A model with a flow stream costs its optical flow too: the robot computes it
         # per clip before the forward pass, so it counts against the budget.
         flow_ms = 0.0
@@ -361,6 +362,7 @@ class LatencyConstraint:
 # ------------------------------------------------------------------------------ worker tasks
 def evaluate_task(payload: dict) -> dict:
     """Proxy-train one candidate (runs in a backend worker). Fitness = best val top-1.
+    Returns an `EvalResult` as a dict (plain data, for the backend to carry back).
 
     `init_weights` (optional): a .safetensors state dict to start from where shapes fit
     (the parent's, or the candidate's own for the longer training); skipped when the file
@@ -389,15 +391,14 @@ def evaluate_task(payload: dict) -> dict:
             save_file(state, tmp)
     next_genome = None
     space = get_space(payload['family']).with_options(payload['space_options'])
-    if space.after_training is not None:
-        changed = space.after_training(payload['genome'], result.model)
-        if changed is not None and genome_hash(changed) != genome_hash(payload['genome']):
-            next_genome = changed
-    return {'ok': True, 'accuracy': float(result.val_top1), 'seconds': float(result.seconds),
-            'steps': int(result.steps), 'next_genome': next_genome,
-            'inherited': round(float(result.extra.get('inherited', 0.0)), 4),
-            'val_loss': _finite(result.val_metrics.get('loss')),
-            'peak_rss_mb': peak_rss_mb()}
+    changed = space.after_training(payload['genome'], result.model)
+    if genome_hash(changed) != genome_hash(payload['genome']):
+        next_genome = changed
+    return EvalResult(ok=True, accuracy=float(result.val_top1), seconds=float(result.seconds),
+                      steps=int(result.steps), next_genome=next_genome,
+                      inherited=round(float(result.extra.get('inherited', 0.0)), 4),
+                      val_loss=_finite(result.val_metrics.get('loss')),
+                      peak_rss_mb=peak_rss_mb()).to_dict()
 
 
 def _finite(value) -> float | None:
@@ -419,7 +420,7 @@ def final_training_task(payload: dict) -> dict:
                    progress=payload['progress'], resume=(out / STATE_FILE).is_file(),
                    cache_dir=payload['cache_dir'])
     if result.checkpoint is None:
-        return {'ok': False, 'error': 'final training wrote no checkpoint'}
+        return EvalResult.failure('final training wrote no checkpoint').to_dict()
     reply = {'ok': True, 'val_top1': float(result.val_top1), 'seconds': float(result.seconds),
              'steps': int(result.steps), 'checkpoint': str(result.checkpoint),
              'history': result.history, 'peak_rss_mb': peak_rss_mb()}
@@ -484,7 +485,7 @@ class Progress:
             self.emit('running', f'training candidate {rec.id}')
             return
         if kind in ('done', 'failed', 'replayed') and rec is not None and rec.status in (
-                'done', 'failed'):
+                Status.DONE, Status.FAILED):
             self.bar.update(1)
         engine = self.engine
         if engine is not None and engine.best is not None:
@@ -531,7 +532,7 @@ def screen_report(records: list[CandidateRecord], budget_ms: float,
     later = measured[warmup:]
     errors = [abs(r.predicted_ms - r.latency_ms) / r.latency_ms for r in later
               if r.predicted_ms is not None and r.latency_ms > 0]
-    memory = [r for r in records if r.status == 'rejected' and r.latency_ms is None
+    memory = [r for r in records if r.status == Status.REJECTED and r.latency_ms is None
               and (r.error or '').startswith('memory')]
     return {
         'measured': len(measured),
@@ -556,8 +557,11 @@ class PeakMemory:
     def __init__(self):
         self.worker = 0.0
 
-    def seen(self, result: dict) -> dict:
-        self.worker = max(self.worker, float(result.get('peak_rss_mb') or 0.0))
+    def seen(self, result: EvalResult | dict) -> EvalResult | dict:
+        """Note a worker's reply: an EvalResult or the final training's reply dict."""
+        value = (result.peak_rss_mb if isinstance(result, EvalResult)
+                 else result.get('peak_rss_mb'))
+        self.worker = max(self.worker, float(value or 0.0))
         return result
 
     def to_dict(self) -> dict:
@@ -635,7 +639,7 @@ def _space_for_data(settings: SearchSettings, data: Path):
 
 
 def _load_seeds(settings: SearchSettings) -> list[dict]:
-    from vas_ros.models.registry import resolve_arch
+    from vas_ros.models.factory import resolve_arch
 
     seeds = []
     for ref in settings.initial:
@@ -643,7 +647,7 @@ def _load_seeds(settings: SearchSettings) -> list[dict]:
         if arch.family != settings.family:
             raise VasError(f'--initial {ref}: is a {arch.family} model, the search is over '
                            f'{settings.family}')
-        seeds.append(arch.genome)
+        seeds.append(arch.genome.to_dict())
     return seeds
 
 
@@ -740,7 +744,7 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                 tasks.append((rec.id, payload(rec, settings.proxy_steps, init)))
             by_id = {rec.id: rec for rec in records}
             for key, result in backend.map_unordered(EVALUATE_TASK, tasks, should_stop_fn):
-                yield by_id[key], peak.seen(result)
+                yield by_id[key], peak.seen(EvalResult.from_dict(result))
 
         engine = Evolution(space, store, config, evaluate, constraints=constraints,
                            seeds=seeds, screen=screen, on_event=progress.on_event,
@@ -773,12 +777,12 @@ def run_search(settings: SearchSettings, *, should_stop=None,
             return _finish_cancelled(settings, store, engine, progress, backend, out,
                                      plot_pareto)
         name = f'{settings.family}_search_best'
+        from vas_ros.models.checkpoint import load_checkpoint
         from vas_ros.models.registry import ModelArch
 
-        if settings.family == 'assemblenet':  # the best graph with its learned edge weights
-            from vas_ros.search.graph_plot import plot_checkpoint_graph
-
-            plot_checkpoint_graph(final['checkpoint'], out / 'best_graph.png')
+        trained = load_checkpoint(final['checkpoint'])  # e.g. AssembleNet's learned graph
+        trained.arch.genome.artefacts(trained.model, out, name)
+        del trained
 
         (out / 'best_genome.json').write_text(
             ModelArch(settings.family, best.genome, name).to_json() + '\n')
@@ -811,7 +815,7 @@ def promoted(records: list[CandidateRecord], fraction: float,
              most: int | None = None) -> list[CandidateRecord]:
     """The best `fraction` of the trained candidates by proxy fitness (at least 2 when
     there are 2, at most `most`), best first; ties go to the faster, then the earlier."""
-    done = sorted((r for r in records if r.status == 'done'),
+    done = sorted((r for r in records if r.status == Status.DONE),
                   key=lambda r: (-r.accuracy, r.latency_ms or math.inf, r.id))
     return done[:_promoted_count(len(done), fraction, most)]
 
@@ -832,7 +836,7 @@ def _prune_weights(weights_dir: Path, engine: Evolution, fraction: float,
     if not weights_dir.is_dir():
         return
     keep = {r.id for r in engine.population}
-    done = [r for r in engine.history if r.status == 'done']
+    done = [r for r in engine.history if r.status == Status.DONE]
     count = _promoted_count(len(done), fraction, most)
     if count:
         keep |= {r.id for r in promoted(done, 1.0)[:count + 1]}
@@ -865,9 +869,9 @@ def _promote(settings, store, backend, payload, weights_dir, steps, progress,
         for key, result in backend.map_unordered(EVALUATE_TASK, tasks,
                                                  should_stop or (lambda: False)):
             rec = by_id[key]
-            peak.seen(result)
+            result = peak.seen(EvalResult.from_dict(result))
             # A failed longer run keeps the candidate in the race on its proxy fitness.
-            value = float(result['accuracy']) if result.get('ok') else rec.accuracy
+            value = result.accuracy if result.ok else rec.accuracy
             store.update(rec, accuracy_long=value)
     chosen = [store.get(r.id) for r in chosen]
     return max(chosen, key=lambda r: (r.accuracy_long, r.accuracy,

@@ -1,9 +1,11 @@
 """Search spaces: how a family draws random genomes and mutates them.
 
-A family's space module (listed in `SPACE_MODULES`) builds a `SearchSpace` and calls
+A family's space module (listed in `SPACE_MODULES`) subclasses `SearchSpace` and calls
 `register_space` at import. The engine only ever calls `random_genome`, `mutate` and
-`after_training`; everything family-specific stays in the space module. Spaces may take
-options (e.g. a smaller filter ceiling so a CPU search stays small): `configure(**options)`
+`after_training`; everything family-specific stays in the space module, and the space
+reaches its family only through the registry (`self.genome_type` for the genome class and
+the constants it draws from, `self.validate` for the family's checks). Spaces take options
+(e.g. a smaller filter ceiling so a CPU search stays small): `with_options(options)`
 returns a new space, and `options` holds the values in force so the store can record them.
 """
 
@@ -14,48 +16,101 @@ import importlib
 import importlib.util
 import json
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from typing import ClassVar
 
-from vas_ros.errors import VasError
+from vas_ros.errors import GenomeError, VasError
+from vas_ros.models.genome import Genome
+from vas_ros.models.registry import get_family
 
 SPACE_MODULES = {
     'tvn': 'vas_ros.search.tvn_space',
     'evanet': 'vas_ros.search.evanet_space',
     'assemblenet': 'vas_ros.search.assemblenet_space',
 }
+# Redraws before a space gives up on a valid random genome or a changing mutation.
+MAX_TRIES = 200
 
 
-@dataclass(frozen=True)
-class SearchSpace:
-    """One family's search space.
+class SearchSpace(ABC):
+    """One family's search space under fixed options.
 
-    - `random_genome(rng) -> genome`: a valid genome dict drawn with `rng` only.
-    - `mutate(genome, rng) -> genome`: a valid genome that differs from `genome`.
-    - `after_training(genome, model) -> genome` (optional): called in the worker after proxy
-      training; the returned genome is what later mutations of this candidate start from
-      (AssembleNet prunes and proposes edges from the learned connection weights here).
-    - `configure(**options) -> SearchSpace` (optional): the same space with other options.
-    - `options`: the option values in force (JSON-serialisable).
+    Subclasses set `family`, `description` and `DEFAULTS` (every option with its default),
+    check their options in `check_options`, and implement `draw` (a random genome, not yet
+    validated) and `edit` (one random change to a copy of a valid genome, or None when the
+    drawn change does not apply). `random_genome` and `mutate` redraw until the family
+    accepts the result (and, for mutations, it differs from the parent), all from `rng`,
+    so a seed determines the sequence. `after_training` may rewrite a trained candidate's
+    genome (AssembleNet prunes and proposes edges from the learned connection weights).
     """
 
-    family: str
-    random_genome: Callable[[random.Random], dict]
-    mutate: Callable[[dict, random.Random], dict]
-    after_training: Callable[[dict, object], dict] | None = None
-    configure: Callable[..., SearchSpace] | None = None
-    options: dict = field(default_factory=dict)
-    description: str = ''
+    family: ClassVar[str]
+    description: ClassVar[str] = ''
+    DEFAULTS: ClassVar[dict] = {}
+
+    def __init__(self, **options):
+        unknown = set(options) - set(self.DEFAULTS)
+        if unknown:
+            raise VasError(f'{self.family} search space: unknown options {sorted(unknown)}; '
+                           f'known: {sorted(self.DEFAULTS)}')
+        self.options = self.check_options({**self.DEFAULTS, **options})
+
+    def check_options(self, options: dict) -> dict:
+        """The options, checked and normalised (JSON-serialisable); VasError if bad."""
+        return options
+
+    @property
+    def genome_type(self) -> type[Genome]:
+        return get_family(self.family).genome
+
+    def validate(self, genome: dict) -> dict:
+        """The family's normal form of `genome`, or GenomeError."""
+        return self.genome_type.normalise(genome)
+
+    def accepts(self, genome: dict) -> dict | None:
+        """The normal form if the family accepts `genome`, else None."""
+        try:
+            return self.validate(genome)
+        except GenomeError:
+            return None
+
+    @abstractmethod
+    def draw(self, rng: random.Random) -> dict:
+        """A random genome (checked by `random_genome`, redrawn if the family refuses)."""
+
+    @abstractmethod
+    def edit(self, genome: dict, rng: random.Random) -> dict | None:
+        """One random change to `genome` (a valid genome the caller lets you modify)."""
+
+    def random_genome(self, rng: random.Random) -> dict:
+        for _ in range(MAX_TRIES):
+            genome = self.accepts(self.draw(rng))
+            if genome is not None:
+                return genome
+        raise VasError(f'the {self.family} search space {self.options} yielded no valid '
+                       f'genome in {MAX_TRIES} draws; widen it')
+
+    def mutate(self, genome: dict, rng: random.Random) -> dict:
+        parent = self.validate(genome)
+        key = genome_hash(parent)
+        for _ in range(MAX_TRIES):
+            child = self.edit(json.loads(canonical_json(parent)), rng)
+            child = None if child is None else self.accepts(child)
+            if child is not None and genome_hash(child) != key:
+                return child
+        raise VasError(f'no valid mutation of {self.family} genome {key} in {MAX_TRIES} '
+                       f'tries')
+
+    def after_training(self, genome: dict, model) -> dict:
+        """The genome later mutations of this trained candidate start from (unchanged)."""
+        return genome
 
     def with_options(self, options: dict | None) -> SearchSpace:
-        """This space with `options` applied; a clear error for options it does not take."""
+        """This family's space with `options` over the defaults; a clear error for bad ones."""
         if not options:
             return self
-        if self.configure is None:
-            raise VasError(f'search space {self.family!r} takes no options, '
-                           f'got {sorted(options)}')
         try:
-            return self.configure(**options)
+            return type(self)(**options)
         except (TypeError, ValueError) as exc:  # e.g. max_filters=abc
             raise VasError(f'search space {self.family!r}: bad options '
                            f'{json.dumps(options, default=str)}: {exc}') from None
@@ -65,6 +120,10 @@ _SPACES: dict[str, SearchSpace] = {}
 
 
 def register_space(space: SearchSpace) -> None:
+    if not isinstance(space, SearchSpace):
+        raise VasError(f'a search space must be a SearchSpace, got {type(space).__name__}')
+    if space.family in _SPACES and type(_SPACES[space.family]) is not type(space):
+        raise VasError(f'a search space for {space.family!r} is already registered')
     _SPACES[space.family] = space
 
 

@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from vas_ros.errors import StoreError
+from vas_ros.search.records import Status
 
 SCHEMA_VERSION = 1
-STATUSES = ('pending', 'rejected', 'training', 'done', 'failed')
+STATUSES = tuple(Status)  # the store holds their string values
 # Header keys that must match for a store to be resumed.
 IDENTITY_KEYS = ('family', 'data', 'budget_ms', 'seed', 'config')
 
@@ -72,7 +73,7 @@ class CandidateRecord:
     origin: str
     genome: dict
     genome_hash: str
-    status: str = 'pending'
+    status: Status = Status.PENDING
     latency_ms: float | None = None
     latency_p10_ms: float | None = None
     latency_p90_ms: float | None = None
@@ -90,9 +91,21 @@ class CandidateRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
 
+    def __post_init__(self):
+        self.status = _status(self.status)
+
     @property
     def parent_genome(self) -> dict:
         return self.next_genome or self.genome
+
+
+def _status(value) -> Status:
+    """A Status from itself or its string (how the store holds it)."""
+    try:
+        return Status(value)
+    except ValueError:
+        raise ValueError(f'unknown status {value!r} (one of '
+                         f'{", ".join(s.value for s in Status)})') from None
 
 
 _COLUMNS = [f.name for f in fields(CandidateRecord)]
@@ -101,6 +114,7 @@ _JSON_COLUMNS = ('genome', 'next_genome')
 
 def _to_row(rec: CandidateRecord) -> dict:
     row = asdict(rec)
+    row['status'] = Status(row['status']).value  # the plain string, as always stored
     for key in _JSON_COLUMNS:
         row[key] = None if row[key] is None else json.dumps(row[key], sort_keys=True)
     return row
@@ -110,7 +124,10 @@ def _from_row(row: sqlite3.Row) -> CandidateRecord:
     data = dict(zip(row.keys(), row))
     for key in _JSON_COLUMNS:
         data[key] = None if data[key] is None else json.loads(data[key])
-    return CandidateRecord(**data)
+    try:
+        return CandidateRecord(**data)
+    except ValueError as exc:  # a status this vas-ros does not know
+        raise StoreError(f'candidate {data.get("id")} in the store: {exc}') from None
 
 
 class SearchStore:
@@ -276,8 +293,8 @@ class SearchStore:
 
     def update(self, rec: CandidateRecord, **changes) -> CandidateRecord:
         """Set `changes` on `rec` and write them in one transaction."""
-        if 'status' in changes and changes['status'] not in STATUSES:
-            raise ValueError(f'unknown status {changes["status"]!r}')
+        if 'status' in changes:
+            changes['status'] = _status(changes['status'])
         for key, value in changes.items():
             setattr(rec, key, value)
         rec.updated_at = time.time()
@@ -292,18 +309,18 @@ class SearchStore:
         rows = self._read('SELECT * FROM candidates WHERE id = ?', (cid,))
         return _from_row(rows[0]) if rows else None
 
-    def candidates(self, status: str | None = None) -> list[CandidateRecord]:
+    def candidates(self, status: Status | str | None = None) -> list[CandidateRecord]:
         if status is None:
             rows = self._read('SELECT * FROM candidates ORDER BY id')
         else:
             rows = self._read('SELECT * FROM candidates WHERE status = ? ORDER BY id',
-                              (status,))
+                              (_status(status).value,))
         return [_from_row(r) for r in rows]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[Status, int]:
         rows = self._read('SELECT status, count(*) FROM candidates GROUP BY status')
         out = dict.fromkeys(STATUSES, 0)
-        out.update({r[0]: r[1] for r in rows})
+        out.update({_status(r[0]): r[1] for r in rows})
         return out
 
     # -- runs (for the time budget across resumes) ---------------------------------------

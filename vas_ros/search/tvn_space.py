@@ -13,25 +13,20 @@ so a CPU search stays small: `max_filters`, `min_filters`, `sizes` ([min, max] p
 
 Mutation picks one edit uniformly: change one field of one block, add a block, remove a
 block, or change frames / size / frame stride / input stream. Every genome returned has
-passed the tvn family's `validate` and (for mutations) differs from its parent; edits that
+passed the tvn family's checks and (for mutations) differs from its parent; edits that
 produce an invalid genome are discarded and redrawn, all from the same `rng`, so a seed
-determines the sequence.
+determines the sequence (`SearchSpace`). The layer kinds and block fields come from the
+family's genome class, through the registry.
 """
 
 from __future__ import annotations
 
 import random
 
-from vas_ros.errors import GenomeError, VasError
-from vas_ros.models.tvn import INPUT_STREAMS
-from vas_ros.search.space import SearchSpace, genome_hash, register_space
+from vas_ros.errors import VasError
+from vas_ros.search.space import SearchSpace, register_space
 
-SPATIAL_TYPES = ('std', 'depth', 'maxpool', 'avgpool')
-TEMPORAL_TYPES = ('1d', 'maxpool', 'avgpool')
 FILTER_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-BLOCK_FIELDS = ('spatial_type', 'spatial_kernel', 'spatial_stride', 'temporal_type',
-                'temporal_kernel', 'temporal_stride', 'filters', 'expand', 'repeats',
-                'se_ratio', 'context_gating', 'skip')
 DEFAULTS = {
     'min_filters': 32,
     'max_filters': 1024,
@@ -48,7 +43,6 @@ DEFAULTS = {
     'dropout': 0.5,
     'streams': ['rgb', 'flow'],
 }
-MAX_TRIES = 200
 
 
 def _pair(options: dict, key: str) -> tuple[int, int]:
@@ -62,16 +56,26 @@ def _pair(options: dict, key: str) -> tuple[int, int]:
     return low, high
 
 
-class TVNSpace:
-    """Holds the checked options; `random_genome` and `mutate` draw only from `rng`."""
+class TVNSpace(SearchSpace):
+    """TVN genomes under checked options; every draw comes from `rng` only."""
+
+    family = 'tvn'
+    description = ('Tiny Video Networks: blocks of spatial/temporal conv or pooling, '
+                   'squeeze-excitation, context gating')
+    DEFAULTS = DEFAULTS
 
     def __init__(self, **options):
-        unknown = set(options) - set(DEFAULTS)
-        if unknown:
-            raise VasError(f'unknown tvn space options {sorted(unknown)}; '
-                           f'known: {sorted(DEFAULTS)}')
-        self.options = {**DEFAULTS, **options}
-        o = self.options
+        super().__init__(**options)
+        g, o = self.genome_type, self.options
+        self.spatial_types, self.temporal_types = g.SPATIAL_TYPES, g.TEMPORAL_TYPES
+        self.block_fields = g.BLOCK_FIELDS
+        lo, hi = o['min_filters'], o['max_filters']
+        self.filters = sorted({lo, hi, *(f for f in FILTER_GRID if lo <= f <= hi)})
+        smin, smax = o['sizes']
+        self.sizes = sorted({smin, smax, *range(smin, smax + 1, o['size_step'])})
+
+    def check_options(self, o: dict) -> dict:
+        streams_known = self.genome_type.INPUT_STREAMS
         for key in ('sizes', 'frames', 'frame_strides', 'blocks'):
             o[key] = list(_pair(o, key))
         for key in ('min_filters', 'max_filters', 'size_step', 'max_kernel',
@@ -81,29 +85,23 @@ class TVNSpace:
             o[key] = int(o[key])
         streams = o['streams']
         if (not isinstance(streams, (list, tuple)) or not streams
-                or any(x not in INPUT_STREAMS for x in streams)
+                or any(x not in streams_known for x in streams)
                 or len(set(streams)) < len(streams)):
             raise VasError(f'tvn space option \'streams\' must be a non-empty list of '
-                           f'distinct streams from {list(INPUT_STREAMS)}, got {streams!r}')
-        o['streams'] = [x for x in INPUT_STREAMS if x in streams]
+                           f'distinct streams from {list(streams_known)}, got {streams!r}')
+        o['streams'] = [x for x in streams_known if x in streams]
         o['min_filters'] = min(o['min_filters'], o['max_filters'])
-        lo, hi = o['min_filters'], o['max_filters']
-        self.filters = sorted({lo, hi, *(f for f in FILTER_GRID if lo <= f <= hi)})
-        smin, smax = o['sizes']
-        self.sizes = sorted({smin, smax, *range(smin, smax + 1, o['size_step'])})
-        from vas_ros.models.registry import get_family
-
-        self._validate = get_family('tvn').validate
+        return o
 
     # -- drawing -------------------------------------------------------------------------
     def _block(self, rng: random.Random, size: int, frames: int) -> dict:
         o = self.options
         temporal = frames > 1
         return {
-            'spatial_type': rng.choice(SPATIAL_TYPES),
+            'spatial_type': rng.choice(self.spatial_types),
             'spatial_kernel': rng.randint(1, max(1, min(o['max_kernel'], size))),
             'spatial_stride': rng.randint(1, max(1, min(o['max_spatial_stride'], size))),
-            'temporal_type': rng.choice(TEMPORAL_TYPES),
+            'temporal_type': rng.choice(self.temporal_types),
             'temporal_kernel': rng.randint(1, min(o['max_kernel'], frames)) if temporal else 1,
             'temporal_stride': (rng.randint(1, min(o['max_temporal_stride'], frames))
                                 if temporal else 1),
@@ -119,7 +117,7 @@ class TVNSpace:
     def _se_ratio(rng: random.Random) -> float:
         return 0.0 if rng.random() < 0.5 else round(rng.uniform(0.05, 1.0), 3)
 
-    def _draw_genome(self, rng: random.Random) -> dict:
+    def draw(self, rng: random.Random) -> dict:
         o = self.options
         frames = rng.randint(*o['frames'])
         size = rng.choice(self.sizes)
@@ -133,24 +131,9 @@ class TVNSpace:
             frames = -(-frames // block['temporal_stride'])
         return genome
 
-    def _check(self, genome: dict) -> dict | None:
-        try:
-            return self._validate(genome)
-        except GenomeError:
-            return None
-
-    def random_genome(self, rng: random.Random) -> dict:
-        for _ in range(MAX_TRIES):
-            genome = self._check(self._draw_genome(rng))
-            if genome is not None:
-                return genome
-        raise VasError(f'the tvn space {self.options} yielded no valid genome in {MAX_TRIES} '
-                       f'draws; widen it (sizes, max_kernel)')
-
     # -- mutating ------------------------------------------------------------------------
-    def _edit(self, genome: dict, rng: random.Random) -> dict:
+    def edit(self, child: dict, rng: random.Random) -> dict:
         o = self.options
-        child = {**genome, 'blocks': [dict(b) for b in genome['blocks']]}
         blocks = child['blocks']
         edits = ['block_field', 'frames', 'size', 'frame_stride']
         if len(o['streams']) > 1:
@@ -162,7 +145,7 @@ class TVNSpace:
         edit = rng.choice(edits)
         if edit == 'block_field':
             block = rng.choice(blocks)
-            key = rng.choice(BLOCK_FIELDS)
+            key = rng.choice(self.block_fields)
             block[key] = self._field_value(key, block[key], rng, child['frames'])
         elif edit == 'add_block':
             blocks.insert(rng.randint(0, len(blocks)),
@@ -183,9 +166,9 @@ class TVNSpace:
     def _field_value(self, key: str, old, rng: random.Random, frames: int):
         o = self.options
         if key == 'spatial_type':
-            return rng.choice([t for t in SPATIAL_TYPES if t != old])
+            return rng.choice([t for t in self.spatial_types if t != old])
         if key == 'temporal_type':
-            return rng.choice([t for t in TEMPORAL_TYPES if t != old])
+            return rng.choice([t for t in self.temporal_types if t != old])
         if key in ('context_gating', 'skip'):
             return not old
         if key == 'se_ratio':
@@ -199,21 +182,5 @@ class TVNSpace:
                 'expand': o['max_expand'], 'repeats': o['max_repeats']}[key]
         return rng.randint(1, max(1, high))
 
-    def mutate(self, genome: dict, rng: random.Random) -> dict:
-        parent = genome_hash(genome)
-        for _ in range(MAX_TRIES):
-            child = self._check(self._edit(genome, rng))
-            if child is not None and genome_hash(child) != parent:
-                return child
-        raise VasError(f'no valid mutation of tvn genome {parent} in {MAX_TRIES} tries')
 
-
-def make_space(**options) -> SearchSpace:
-    impl = TVNSpace(**options)
-    return SearchSpace(family='tvn', random_genome=impl.random_genome, mutate=impl.mutate,
-                       configure=make_space, options=dict(impl.options),
-                       description='Tiny Video Networks: blocks of spatial/temporal '
-                                   'conv or pooling, squeeze-excitation, context gating')
-
-
-register_space(make_space())
+register_space(TVNSpace())

@@ -128,18 +128,15 @@ def lr_factor(step: int, warmup: int, horizon: int | None) -> float:
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def param_groups(model, lr: float) -> list[dict]:
-    """AdamW parameter groups: the model's own (`optimizer_param_groups`) or all in one.
+def param_groups(arch, model, lr: float) -> list[dict]:
+    """AdamW parameter groups from the genome's policy (`Genome.param_groups`).
 
     A group may carry `lr_scale` (its learning rate is `lr * lr_scale`; the schedule scales
     every group alike) and its own `weight_decay`. AssembleNet uses this to learn its
     connection weights faster than the convolutions.
     """
-    custom = getattr(model, 'optimizer_param_groups', None)
-    if custom is None:
-        return [{'params': list(model.parameters())}]
     groups = []
-    for group in custom():
+    for group in arch.genome.param_groups(model):
         group = dict(group)
         scale = float(group.pop('lr_scale', 1.0))
         groups.append({**group, 'lr': lr * scale})
@@ -189,7 +186,7 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
     from tqdm import tqdm
 
     from vas_ros.models.checkpoint import save_checkpoint
-    from vas_ros.models.registry import build_model, input_spec_for, resolve_arch
+    from vas_ros.models.factory import resolve_arch
     from vas_ros.training.devices import resolve_device
     from vas_ros.training.evaluate import autocast_context, metrics, predict
     from vas_ros.training.plots import plot_curves
@@ -204,7 +201,7 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
     if epochs is None and max_steps is None and max_seconds is None:
         epochs = 1
     arch = resolve_arch(arch)
-    spec = input_spec_for(arch)
+    spec = arch.input_spec()
     dev = resolve_device(device) if not isinstance(device, torch.device) else device
     out = Path(out) if out is not None else None
     if resume and out is None:
@@ -214,10 +211,10 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
     seed_everything(seed)
     train_set, val_set = open_splits(data, spec, seed=seed, cache_dir=cache_dir)
     classes = [str(c) for c in train_set.classes]
-    model = build_model(arch, len(classes))
+    model = arch.build(len(classes))
     inherited = inherit_weights(model, init_weights) if init_weights is not None else 0.0
     model = model.to(dev)
-    optimizer = torch.optim.AdamW(param_groups(model, lr), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(arch, model, lr), lr=lr, weight_decay=weight_decay)
 
     drop_last = len(train_set) > batch_size  # avoid a 1-clip batch upsetting BatchNorm
     steps_per_epoch = (len(train_set) // batch_size if drop_last

@@ -1,11 +1,13 @@
-"""Small building blocks with TensorFlow-style SAME padding, shared by the model families.
+"""Small building blocks shared by the model families: conv + norm + activation, SAME pools.
 
-The evolved architectures come from TensorFlow code that pads SAME: a stride-s layer has
-ceil(n / s) output positions, and when the padding is odd the extra row/column goes after
-the data. PyTorch layers only pad symmetrically, so the helpers here work out the padding
-for a known input size when the model is built (static shapes keep `torch.compile` and
-ONNX export simple) and add an explicit pad only when it is asymmetric (even kernels,
-some strides).
+`ConvNormAct` is the one conv + BatchNorm (+ ReLU) layer of every family: it wraps an
+already-built conv of any kind (2-D, 3-D, iTGM, (2+1)D) in a flat Sequential (optional
+pad, conv, bn, relu) that checkpoints' keys and BN folding rely on.
+
+The evolved architectures come from TensorFlow code that pads SAME (see `padding`).
+`conv2d_bn_act` and `Pool2dSame` work the padding out for a known input size when the
+model is built (static shapes keep `torch.compile` and ONNX export simple) and add an
+explicit pad only when it is asymmetric (even kernels, some strides).
 
 Gating layers (`SqueezeExcite`, `ContextGating`) pool over the whole clip, not per frame.
 They take either `[B, C, T, H, W]` tensors or frames folded into the batch,
@@ -18,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vas_ros.models.layers.padding import same_pads, symmetric_padding
+
 
 def _pair(value) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
@@ -25,49 +29,46 @@ def _pair(value) -> tuple[int, int]:
     return int(value), int(value)
 
 
-def same_output(size: int, stride: int) -> int:
-    """Positions a SAME-padded layer with this stride produces from `size` inputs."""
-    return -(-int(size) // int(stride))
+class ConvNormAct(nn.Sequential):
+    """An already-built conv, BatchNorm (2-D or 3-D by `dims`), optional ReLU.
 
-
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """(before, after) padding that makes a layer SAME: ceil(size / stride) outputs."""
-    total = max((same_output(size, stride) - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def _padding_2d(in_hw, kernel, stride):
-    """Symmetric (ph, pw) for the layer itself, or None plus the (l, r, t, b) pad to add."""
-    (kh, kw), (sh, sw) = _pair(kernel), _pair(stride)
-    if in_hw is None:  # unknown size: exact SAME only for odd kernels, as PyTorch does
-        return (kh // 2, kw // 2), None
-    h, w = _pair(in_hw)
-    top, bottom = same_padding(h, kh, sh)
-    left, right = same_padding(w, kw, sw)
-    if top == bottom and left == right:
-        return (top, left), None
-    return (0, 0), (left, right, top, bottom)
-
-
-class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias) + BatchNorm + optional ReLU, SAME-padded for an `in_hw` input.
-
-    Kept as a flat Sequential (optional pad, conv, bn, relu) so that inference code can
-    fold the BatchNorm into the convolution.
+    Flat on purpose: (optional `pad`, conv, bn, relu) in that order, so checkpoints keep
+    their keys ('0.weight', '1.running_mean', ...) and inference code can fold the
+    BatchNorm into a conv that directly precedes it. `zero_gamma` starts the BN scale at 0,
+    so a residual branch ending here starts as the identity.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel=1, stride=1, *, in_hw=None,
-                 groups: int = 1, act: bool = True):
-        padding, explicit = _padding_2d(in_hw, kernel, stride)
-        layers: list[nn.Module] = []
-        if explicit is not None:
-            layers.append(nn.ZeroPad2d(explicit))
-        layers.append(nn.Conv2d(in_ch, out_ch, _pair(kernel), _pair(stride), padding,
-                                groups=groups, bias=False))
-        layers.append(nn.BatchNorm2d(out_ch))
+    def __init__(self, conv: nn.Module, channels: int, dims: int = 2, act: bool = True, *,
+                 pad: nn.Module | None = None, zero_gamma: bool = False):
+        norms = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+        if dims not in norms:
+            raise ValueError(f'dims must be 2 or 3, got {dims!r}')
+        norm = norms[dims](channels)
+        if zero_gamma:
+            nn.init.zeros_(norm.weight)
+        layers = ([pad] if pad is not None else []) + [conv, norm]
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
+
+
+def conv2d_bn_act(in_ch: int, out_ch: int, kernel=1, stride=1, *, in_hw=None,
+                  groups: int = 1, act: bool = True) -> ConvNormAct:
+    """Bias-free Conv2d + BN (+ ReLU), SAME-padded for an `in_hw` input.
+
+    `in_hw` may be left out only when SAME padding is the same for every size (odd
+    kernels at stride 1).
+    """
+    kernel, stride = _pair(kernel), _pair(stride)
+    padding = symmetric_padding(kernel, stride, None if in_hw is None else _pair(in_hw))
+    pad = None
+    if padding is None:
+        if in_hw is None:
+            raise ValueError(f'SAME padding for kernel {kernel}, stride {stride} depends on '
+                             f'the input size: give in_hw')
+        pad, padding = nn.ZeroPad2d(same_pads(_pair(in_hw), kernel, stride)), (0, 0)
+    conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding, groups=groups, bias=False)
+    return ConvNormAct(conv, out_ch, 2, act, pad=pad)
 
 
 class Pool2dSame(nn.Module):
@@ -82,7 +83,10 @@ class Pool2dSame(nn.Module):
         if kind not in ('max', 'avg'):
             raise ValueError(f'pool kind must be "max" or "avg", got {kind!r}')
         kernel, stride, in_hw = _pair(kernel), _pair(stride), _pair(in_hw)
-        padding, explicit = _padding_2d(in_hw, kernel, stride)
+        padding = symmetric_padding(kernel, stride, in_hw)
+        explicit = None
+        if padding is None:
+            padding, explicit = (0, 0), same_pads(in_hw, kernel, stride)
         self.kind = kind
         self.pad = None
         self.register_buffer('scale', None, persistent=False)

@@ -12,7 +12,12 @@
   temporal length L, and L = 1 is exactly a per-frame 2-D convolution.
 - `SpaceTimePool`: max / average pooling with SAME padding (padding never enters a max or
   an average, as in TensorFlow).
-- `make_conv`, `ConvBN`, `pointwise`: factories used by the EvaNet builder.
+- `make_conv`, `pointwise`: conv factories used by the EvaNet builder, which wraps them in
+  `common.ConvNormAct` for BN (+ ReLU).
+
+Every SAME decision and amount comes from `padding`: a layer uses its own symmetric
+padding when SAME is symmetric for every input size (odd kernels at stride 1), else pads
+explicitly in forward from the input's shape.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vas_ros.models.layers.common import same_output, same_padding
+from vas_ros.models.layers.padding import same_pads, symmetric_padding
 
 CONV_TYPES = ('3d', 'itgm', '2plus1d')
 POOL_KINDS = ('max', 'avg')
@@ -38,33 +43,6 @@ def _triple(value) -> tuple[int, int, int]:
     return value
 
 
-def _pad_amounts(shape, kernel, stride, crop: bool = False) -> list[int]:
-    """F.pad amounts for the last three dims of `shape` (W first, as F.pad wants): TF SAME.
-
-    `crop=True` also crops a trailing remainder that no strided window reaches (a
-    negative pad), so the padded length is exactly what the windows cover. Strided convs
-    pad their input this way rather than through the conv's own `padding`: on CPU,
-    oneDNN's conv3d backward with stride > 1 and a padding the windows do not fully use
-    returns NaN weight gradients and can corrupt memory (seen with torch 2.14, e.g. T=8,
-    kernel 11, stride 2, padding 5).
-    """
-    pads: list[int] = []
-    for size, k, s in zip(reversed(shape[-3:]), reversed(kernel), reversed(stride)):
-        size = int(size)
-        before, after = same_padding(size, k, s)
-        if crop:
-            after = min(after, (same_output(size, s) - 1) * s + k - size)
-        pads.extend((before, after))
-    return pads
-
-
-def _static_padding(kernel, stride) -> tuple[int, int, int] | None:
-    """Symmetric conv padding when it is exactly SAME (odd kernels, stride 1), else None."""
-    if all(k % 2 == 1 for k in kernel) and all(s == 1 for s in stride):
-        return tuple(k // 2 for k in kernel)
-    return None
-
-
 def kaiming_init_(weight: torch.Tensor) -> None:
     """Variance-scaling (factor 2, fan-in, normal) init used by the released code."""
     nn.init.kaiming_normal_(weight, mode='fan_in', nonlinearity='relu')
@@ -74,20 +52,20 @@ class SameConv3d(nn.Conv3d):
     """Conv3d with TF SAME padding (output ceil(n / stride), TF's alignment).
 
     Odd kernels at stride 1 use the conv's own symmetric padding; everything else pads
-    the input explicitly to exactly the length the windows cover (see `_pad_amounts`
-    for the CPU bug this avoids).
+    the input explicitly to exactly the length the windows cover (see
+    `padding.same_padding` for the CPU bug this avoids).
     """
 
     def __init__(self, cin: int, cout: int, kernel, stride=1, bias: bool = False):
         kernel, stride = _triple(kernel), _triple(stride)
-        self._static = _static_padding(kernel, stride)
+        self._static = symmetric_padding(kernel, stride)
         super().__init__(cin, cout, kernel, stride=stride, padding=self._static or 0,
                          bias=bias)
         kaiming_init_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._static is None:
-            x = F.pad(x, _pad_amounts(x.shape, self.kernel_size, self.stride, crop=True))
+            x = F.pad(x, same_pads(x.shape[-3:], self.kernel_size, self.stride, crop=True))
         return super().forward(x)
 
 
@@ -136,7 +114,7 @@ class ITGMConv3d(nn.Module):
         self.mixing = nn.Parameter(torch.empty(cout, cin, self.num_components))
         self.centre_raw = nn.Parameter(torch.empty(self.num_components))
         self.width_raw = nn.Parameter(torch.empty(self.num_components))
-        self._static = _static_padding(self.kernel_size, self.stride)
+        self._static = symmetric_padding(self.kernel_size, self.stride)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -164,7 +142,7 @@ class ITGMConv3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._static is None:
-            x = F.pad(x, _pad_amounts(x.shape, self.kernel_size, self.stride, crop=True))
+            x = F.pad(x, same_pads(x.shape[-3:], self.kernel_size, self.stride, crop=True))
         return F.conv3d(x, self.weight(), stride=self.stride, padding=self._static or 0)
 
     def extra_repr(self) -> str:
@@ -189,17 +167,6 @@ def make_conv(conv_type: str, cin: int, cout: int, kernel, stride=1) -> nn.Modul
     raise ValueError(f'unknown conv type {conv_type!r}; expected one of {CONV_TYPES}')
 
 
-class ConvBN(nn.Sequential):
-    """Space-time conv of any type, BatchNorm, optional ReLU."""
-
-    def __init__(self, cin: int, cout: int, kernel, stride=1, conv_type: str = '3d',
-                 relu: bool = True):
-        layers = [make_conv(conv_type, cin, cout, kernel, stride), nn.BatchNorm3d(cout)]
-        if relu:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
-
-
 def pointwise(cin: int, cout: int, bias: bool = False) -> SameConv3d:
     """1 x 1 x 1 conv (channel projection)."""
     return SameConv3d(cin, cout, 1, 1, bias=bias)
@@ -222,7 +189,7 @@ class SpaceTimePool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kt, kh, kw = self.kernel_size
-        if self.kind == 'max' and _static_padding(self.kernel_size, self.stride) is not None:
+        if self.kind == 'max' and symmetric_padding(self.kernel_size, self.stride) is not None:
             # Stride 1, odd kernel: a box max is a spatial max then a temporal max, and the
             # pools' own padding never wins a max, so no padded copy and 9 + t compares
             # per output instead of 9 t. Same result as the padded 3-D pool.
@@ -231,7 +198,7 @@ class SpaceTimePool(nn.Module):
             if kt > 1:
                 x = F.max_pool3d(x, (kt, 1, 1), 1, padding=(kt // 2, 0, 0))
             return x
-        pads = _pad_amounts(x.shape, self.kernel_size, self.stride)
+        pads = same_pads(x.shape[-3:], self.kernel_size, self.stride)
         if self.kind == 'max':
             if any(pads):
                 x = F.pad(x, pads, value=float('-inf'))

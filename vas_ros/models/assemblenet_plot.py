@@ -3,14 +3,19 @@
 Nodes sit in columns by level (stems in the left column, then levels 0-3, the head at the
 right), coloured by the modalities they descend from (RGB only, flow only, or mixed);
 each edge is drawn darker and thicker the larger its sigmoid connection weight.
+
+It takes a parsed `AssembleGenome` and tells stems from blocks by `node.is_stem`, so it needs
+nothing from the family module, which calls it from its `artefacts` hook.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vas_ros.models.assemblenet import BlockNode, StemNode, parse_genome
+if TYPE_CHECKING:
+    from vas_ros.models.assemblenet import AssembleGenome
 
 COLOURS = {'rgb': '#d9534f', 'flow': '#3b7dd8', 'mixed': '#8e5bb5'}
 
@@ -18,17 +23,16 @@ COLOURS = {'rgb': '#d9534f', 'flow': '#3b7dd8', 'mixed': '#8e5bb5'}
 def _ancestry(genome) -> list[str]:
     kinds: list[set[str]] = []
     for node in genome.nodes:
-        if isinstance(node, StemNode):
+        if node.is_stem:
             kinds.append({node.modality})
         else:
             kinds.append(set().union(*(kinds[s] for s in node.inputs)))
     return [next(iter(k)) if len(k) == 1 else 'mixed' for k in kinds]
 
 
-def genome_edge_weights(genome: dict) -> dict[tuple[int, int], float]:
+def genome_edge_weights(g: AssembleGenome) -> dict[tuple[int, int], float]:
     """Edge weights stored in the genome (sigmoid of `edge_logits`; 0.5 where unset,
     1.0 for a block's only input)."""
-    g = parse_genome(genome)
     out = {}
     for node in g.blocks:
         for j, src in enumerate(node.inputs):
@@ -41,9 +45,9 @@ def genome_edge_weights(genome: dict) -> dict[tuple[int, int], float]:
     return out
 
 
-def plot_graph(genome: dict, weights: dict[tuple[int, int], float] | None, path,
+def plot_graph(g: AssembleGenome, weights: dict[tuple[int, int], float] | None, path,
                title: str | None = None) -> Path:
-    """Write a PNG of `genome` to `path`; `weights` is {(src, dst): sigmoid weight}
+    """Write a PNG of genome `g` to `path`; `weights` is {(src, dst): sigmoid weight}
     (e.g. `model.edge_weights()`), or None to use the genome's own edge logits."""
     from matplotlib.lines import Line2D
 
@@ -51,12 +55,11 @@ def plot_graph(genome: dict, weights: dict[tuple[int, int], float] | None, path,
 
     plt = pyplot()
 
-    g = parse_genome(genome)
-    weights = {**genome_edge_weights(genome), **(weights or {})}
+    weights = {**genome_edge_weights(g), **(weights or {})}
     kinds = _ancestry(g)
     columns: dict[int, list[int]] = {}
     for node in g.nodes:
-        col = 0 if isinstance(node, StemNode) else node.level + 1
+        col = 0 if node.is_stem else node.level + 1
         columns.setdefault(col, []).append(node.id)
     pos = {}
     for col, ids in columns.items():
@@ -88,8 +91,8 @@ def plot_graph(genome: dict, weights: dict[tuple[int, int], float] | None, path,
     for node in g.nodes:
         x, y = pos[node.id]
         ax.scatter([x], [y], s=900, color=COLOURS[kinds[node.id]], zorder=3,
-                   marker='s' if isinstance(node, StemNode) else 'o', edgecolors='black')
-        if isinstance(node, BlockNode):
+                   marker='s' if node.is_stem else 'o', edgecolors='black')
+        if not node.is_stem:
             label = f'{node.id}\n{node.filters}f d{node.temporal_dilation}'
         else:
             label = f'{node.id}\n{node.modality} d{node.temporal_dilation}'
@@ -112,13 +115,3 @@ def plot_graph(genome: dict, weights: dict[tuple[int, int], float] | None, path,
     ax.set_title(title or f'AssembleNet graph: {len(g.stems)} stems, {len(g.blocks)} blocks; '
                  'darker edge = larger learned weight', fontsize=9)
     return save_figure(plt, fig, path)
-
-
-def plot_checkpoint_graph(checkpoint, path, title: str | None = None) -> Path:
-    """Picture of a trained AssembleNet checkpoint's graph with its learned edge weights."""
-    from vas_ros.models.checkpoint import load_checkpoint
-
-    loaded = load_checkpoint(checkpoint)
-    return plot_graph(loaded.arch.genome, loaded.model.edge_weights(), path,
-                      title=title or f'{loaded.arch.name}: learned connection weights '
-                                     '(darker = larger)')

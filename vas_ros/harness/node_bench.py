@@ -10,7 +10,7 @@ separate processes over DDS (loopback), measured in one run.
 - peak RSS of the recogniser process.
 
 `run_node_bench()` returns a dict (used by `vas-ros bench`); `python -m
-vas_ros.nodes.node_bench [--out DIR]` prints it as JSON and writes a latency PNG.
+vas_ros.harness.node_bench [--out DIR]` prints it as JSON and writes a latency PNG.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
+    from vas_ros.harness.probe import Probe, start_node, stop_node
     from vas_ros.nodes.common import qos_override_params, use_large_frame_transport
-    from vas_ros.nodes.probe import Probe, start_node, stop_node
     from vas_ros.ros_env import apply_loopback
 
     env = apply_loopback()
@@ -157,7 +157,7 @@ def measure_delivery(reliability: str, large_frames: bool, seconds: float = 8.0,
 def _delivery_in_child(reliability: str, large_frames: bool) -> dict:
     import subprocess
 
-    args = [sys.executable, '-m', 'vas_ros.nodes.node_bench', '--delivery', reliability]
+    args = [sys.executable, '-m', 'vas_ros.harness.node_bench', '--delivery', reliability]
     if large_frames:
         args.append('--large-frames')
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
@@ -179,9 +179,9 @@ def run_node_bench(overload_seconds: float = 60.0, steady_seconds: float = 20.0,
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
+    from vas_ros.harness.probe import Probe, start_node, stop_node
     from vas_ros.msg import ActivityResult
     from vas_ros.nodes.common import use_large_frame_transport
-    from vas_ros.nodes.probe import Probe, start_node, stop_node
     from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
     from vas_ros.ros_env import apply_loopback
 
