@@ -18,15 +18,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1] / 'vas_ros'
-
-# Cycles that another change is removing right now. Each entry is the set of modules of one
-# cycle (a strongly connected component of the graph); the test tolerates exactly these
-# and nothing else. Empty it when the cycle is gone (test_known_cycles_are_still_there
-# says so by passing instead of xfailing).
-KNOWN_CYCLES_BEING_REMOVED: set[frozenset[str]] = set()
 
 # (importing layer, layers it must not import). A layer is a module prefix.
 FORBIDDEN = [
@@ -178,21 +170,9 @@ def test_the_graph_sees_lazy_and_relative_imports_but_not_type_checking(tmp_path
 
 def test_no_import_cycles_among_vas_ros_modules():
     graph = _graph()
-    cycles = [c for c in _cycles(graph) if frozenset(c) not in KNOWN_CYCLES_BEING_REMOVED]
+    cycles = list(_cycles(graph))
     assert not cycles, 'import cycles (module granularity, lazy imports included):\n' + \
         '\n'.join(_cycle_path(graph, c) for c in cycles)
-
-
-@pytest.mark.parametrize('cycle', sorted(sorted(c) for c in KNOWN_CYCLES_BEING_REMOVED)
-                         or [None], ids=lambda c: '+'.join(c) if c else 'none')
-def test_known_cycles_are_still_there(cycle):
-    """Each tolerated cycle xfails while it exists; a pass means: remove it from the set."""
-    if cycle is None:
-        return
-    if frozenset(cycle) in {frozenset(c) for c in _cycles(_graph())}:
-        pytest.xfail(f'known cycle still present: {" <-> ".join(cycle)}')
-    pytest.fail(f'{" <-> ".join(cycle)} is no longer a cycle: remove it from '
-                f'KNOWN_CYCLES_BEING_REMOVED')
 
 
 def test_layers_import_only_downwards():

@@ -42,7 +42,7 @@ DEFAULTS = {
     'base_filters': [8, 16],          # level-0 filters drawn from this; x2 per level after
     'max_filters': 64,
     'max_blocks': 14,
-    'modalities': ['rgb', 'flow'],
+    'modalities': list(STREAMS),
     'connect_prob': 0.6,              # chance of each eligible edge in a random graph
     'prune_threshold': 0.2,
     'propose_edges': 2,

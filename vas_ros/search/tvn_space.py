@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 
 from vas_ros.errors import VasError
+from vas_ros.models.spec import STREAMS
 from vas_ros.search.space import SearchSpace, register_space
 
 FILTER_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -41,7 +42,7 @@ DEFAULTS = {
     'max_expand': 8,
     'max_repeats': 6,
     'dropout': 0.5,
-    'streams': ['rgb', 'flow'],
+    'streams': list(STREAMS),
 }
 
 

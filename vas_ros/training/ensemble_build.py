@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vas_ros.errors import VasError
+from vas_ros.models.spec import STREAMS
 
 MEMBER_DONE_FILE = 'member.json'
 
@@ -30,7 +31,7 @@ def member_streams(family: str, arch, flow: bool) -> list[tuple[object, list[str
     if not flow:
         return [(arch, own)]
     pair = []
-    for stream in ('rgb', 'flow'):
+    for stream in STREAMS:
         genome = arch.genome.with_streams((stream,))
         if genome is None:
             raise VasError(f'--flow trains each member on RGB and on optical flow; a '
