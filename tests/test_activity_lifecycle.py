@@ -26,13 +26,13 @@ pytestmark = pytest.mark.skipif(not (SHIPPED_DIR / f'{DEFAULT_MODEL}.safetensors
 NAME = '/managed/activity_recognizer'
 
 
-def _state(probe) -> str:
-    return probe._call(GetState, f'{NAME}/get_state', GetState.Request(), 30).current_state.label
+def _state(probe, name: str = NAME) -> str:
+    return probe._call(GetState, f'{name}/get_state', GetState.Request(), 30).current_state.label
 
 
-def _transition(probe, transition_id: int) -> bool:
+def _transition(probe, transition_id: int, name: str = NAME) -> bool:
     request = ChangeState.Request(transition=Transition(id=transition_id))
-    return probe._call(ChangeState, f'{NAME}/change_state', request, 120).success
+    return probe._call(ChangeState, f'{name}/change_state', request, 120).success
 
 
 def _send_frames(probe, count: int) -> None:
@@ -40,6 +40,13 @@ def _send_frames(probe, count: int) -> None:
     for i in range(count):
         frame[:, :] = (i * 11) % 255
         probe.publish_image('/managed/image', probe.image(frame))
+
+
+def _send_until(probe, done, span: int, timeout: float) -> bool:
+    """Frames until `done()`: the publisher can see the subscription a moment before the
+    subscription sees the publisher, and frames sent in that moment are lost."""
+    return probe.wait_for(lambda: done() or _send_frames(probe, span) or done(), timeout,
+                          interval=1.0)
 
 
 def test_transitions_load_take_frames_stop_and_free_the_model(tmp_path):
@@ -68,9 +75,8 @@ def test_transitions_load_take_frames_stop_and_free_the_model(tmp_path):
             assert probe.wait_for(lambda: probe.received('/managed/activity/labels'), 30)
             assert probe.wait_for_subscriber('/managed/image', Image, 30)
             span = node._engine.spec.span
-            _send_frames(probe, span + 2)
-            assert probe.wait_for(lambda: len(probe.received('/managed/activity/result')) >= 2,
-                                  60)
+            assert _send_until(probe, lambda: len(probe.received('/managed/activity/result'))
+                               >= 2, span + 2, 60)
 
             assert _transition(probe, Transition.TRANSITION_DEACTIVATE)
             assert _state(probe) == 'inactive'
@@ -90,35 +96,38 @@ def test_transitions_load_take_frames_stop_and_free_the_model(tmp_path):
             assert _transition(probe, Transition.TRANSITION_ACTIVATE)
             before = len(probe.received('/managed/activity/result'))
             assert probe.wait_for_subscriber('/managed/image', Image, 30)
-            _send_frames(probe, node._engine.spec.span + 2)
-            assert probe.wait_for(lambda: len(probe.received('/managed/activity/result'))
-                                  > before, 60)
+            assert _send_until(probe, lambda: len(probe.received('/managed/activity/result'))
+                               > before, node._engine.spec.span + 2, 60)
     finally:
         running.close()
 
 
 def test_bad_parameters_fail_configure_with_a_reason():
-    running = RunningNode(ActivityNode, '/managed', autostart=False, device='cpu')
+    name = '/managed_bad/activity_recognizer'  # own namespace: see the next test
+    running = RunningNode(ActivityNode, '/managed_bad', autostart=False, device='cpu')
     try:
         with Probe('lifecycle_bad') as probe:
             assert running.set(device='tpu')[0].successful  # unconfigured: only stored
-            assert not _transition(probe, Transition.TRANSITION_CONFIGURE)
-            assert _state(probe) == 'unconfigured'
+            assert not _transition(probe, Transition.TRANSITION_CONFIGURE, name)
+            assert _state(probe, name) == 'unconfigured'
             assert 'tpu' in running.node.model_error
             assert running.set(device='cpu')[0].successful
-            assert _transition(probe, Transition.TRANSITION_CONFIGURE)
+            assert _transition(probe, Transition.TRANSITION_CONFIGURE, name)
     finally:
         running.close()
 
 
 def test_a_bad_qos_override_fails_activate_with_a_reason():
-    running = RunningNode(ActivityNode, '/managed', autostart=False, device='cpu',
-                          **qos_override_params('/managed/image', 'reliable', 0))
+    # Its own namespace: a fresh node under the previous test's name can stay invisible to
+    # a new client's graph for minutes (seen here once in several runs).
+    name = '/managed_qos/activity_recognizer'
+    running = RunningNode(ActivityNode, '/managed_qos', autostart=False, device='cpu',
+                          **qos_override_params('/managed_qos/image', 'reliable', 0))
     try:
         with Probe('lifecycle_qos') as probe:
-            assert _transition(probe, Transition.TRANSITION_CONFIGURE)
-            assert not _transition(probe, Transition.TRANSITION_ACTIVATE)
-            assert _state(probe) == 'inactive'
+            assert _transition(probe, Transition.TRANSITION_CONFIGURE, name)
+            assert not _transition(probe, Transition.TRANSITION_ACTIVATE, name)
+            assert _state(probe, name) == 'inactive'
             assert 'depth must be in [1, 1000]' in running.node.model_error
     finally:
         running.close()
