@@ -132,3 +132,67 @@ def test_a_genome_of_one_family_is_refused_by_another():
     tvn = PRESETS['tvn_tiny'].genome
     with pytest.raises(GenomeError, match='a tvn genome is not a genome of family evanet'):
         ModelArch('evanet', tvn)
+
+
+def _with(name: str, **changes) -> dict:
+    return {**PRESETS[name].genome.to_dict(), **changes}
+
+
+@pytest.mark.parametrize('family, genome, field', [
+    ('assemblenet', _with('assemblenet_tiny', depth=[10**30, 1, 1, 1]), 'depth[0]'),
+    ('assemblenet', _with('assemblenet_tiny', bottleneck_widths=[10**6] * 4),
+     'bottleneck_widths[0]'),
+    ('assemblenet', _with('assemblenet_tiny', nodes=[{'type': 'stem', 'modality': 'rgb'}] * 65),
+     'nodes'),
+    ('tvn', _with('tvn_tiny', dropout=10**400), 'dropout'),
+    ('evanet', _with('evanet_tiny', width=10**400), 'width'),
+])
+def test_absurd_values_are_refused_before_anything_is_built(family, genome, field):
+    from vas_ros.errors import GenomeError
+
+    with pytest.raises(GenomeError) as info:
+        ModelArch(family, genome)
+    assert info.value.field == field
+
+
+def test_normal_form_is_canonical_and_architectures_are_checked():
+    from vas_ros.errors import GenomeError
+
+    eva = _with('evanet_tiny')
+    eva['blocks'][0]['branches'][0]['time'] = 3.0
+    assert ModelArch('evanet', eva).genome.to_dict() == PRESETS['evanet_tiny'].genome.to_dict()
+    tvn = PRESETS['tvn_tiny'].genome
+    with pytest.raises(AttributeError):
+        tvn.frames = 10**30  # genomes are frozen: a parsed genome stays a checked one
+    assert hash(PRESETS['tvn_tiny']) == hash(ModelArch('tvn', tvn.to_dict(), 'tvn_tiny'))
+    for bad, field in (({'family': ['tvn'], 'genome': {}}, 'family'),
+                       ({'family': 'tvn', 'genome': tvn.to_dict(), 'name': None}, 'name'),
+                       ({'family': 'tvn', 'genome': tvn.to_dict(), 'nmae': 'x'}, 'nmae')):
+        with pytest.raises(GenomeError) as info:
+            ModelArch.from_dict(bad)
+        assert info.value.field == field
+
+
+@pytest.mark.parametrize('options, problem', [
+    ({'blocks': [1, 10**9]}, "'blocks' must lie within"),
+    ({'sizes': [32, 10**30]}, "'sizes' must lie within"),
+    ({'frames': '28'}, "'frames' must be \\[min, max\\]"),
+    ({'max_kernel': float('inf')}, 'bad options'),
+])
+def test_tvn_space_options_outside_the_genome_limits_are_refused(options, problem):
+    from vas_ros.errors import VasError
+
+    with pytest.raises(VasError, match=problem):
+        get_space('tvn').with_options(options)
+
+
+def test_unreadable_genome_json_is_one_error(tmp_path):
+    from vas_ros.errors import VasError
+    from vas_ros.models.factory import resolve_arch
+
+    for name, text in (('deep.json', '[' * 100000 + ']' * 100000),
+                       ('digits.json', '{"family": "tvn", "genome": {"frames": 1' + '0' * 5000
+                        + '}}')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(VasError, match='not a readable genome JSON file'):
+            resolve_arch(tmp_path / name)

@@ -67,7 +67,10 @@ def test_from_dict_refuses_a_missing_ok():
 @pytest.mark.parametrize('data, problem', [
     ({'ok': 1, 'accuracy': 0.5}, "'ok' must be true or false"),
     ({'ok': True}, "needs a finite 'accuracy'"),
-    ({'ok': True, 'accuracy': float('nan')}, "needs a finite 'accuracy'"),
+    ({'ok': True, 'accuracy': float('nan')}, "'accuracy' must be finite"),
+    ({'ok': True, 'accuracy': 0.5, 'steps': 2.7}, "'steps' must be a whole number"),
+    ({'ok': True, 'accuracy': 0.5, 'steps': float('inf')}, "'steps' must be finite"),
+    ({'ok': True, 'accuracy': 10**400}, "'accuracy' must be finite"),
     ({'ok': True, 'accuracy': '0.5'}, "'accuracy' must be a number"),
     ({'ok': True, 'accuracy': 0.5, 'error': 'x'}, "cannot carry an 'error'"),
     ({'ok': False}, "needs an 'error'"),

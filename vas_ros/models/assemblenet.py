@@ -61,6 +61,10 @@ FAMILY = 'assemblenet'
 LEVELS = (0, 1, 2, 3)
 NAMED_DEPTHS = {26: [2, 2, 2, 2], 38: [2, 4, 4, 2], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
 PUBLISHED_BOTTLENECK_WIDTHS = [64, 128, 256, 512]
+# Far above the published graphs (15 nodes, depth 23 at most): past these a genome is a
+# typo, and its model would not fit any machine.
+MAX_DEPTH = 64
+MAX_NODES = 64
 
 _TOP_KEYS = {'frames', 'size', 'frame_stride', 'depth', 'bottleneck_widths', 'stem_filters',
              'freeze_edges', 'edge_lr_scale', 'dropout', 'flow_method', 'nodes'}
@@ -175,6 +179,8 @@ class AssembleGenome(Genome):
         raw_nodes = data.get('nodes')
         if not isinstance(raw_nodes, list) or not raw_nodes:
             raise GenomeError('nodes', 'must be a non-empty list of stem and block nodes')
+        if len(raw_nodes) > MAX_NODES:
+            raise GenomeError('nodes', f'at most {MAX_NODES} nodes, got {len(raw_nodes)}')
         nodes = [_parse_node(raw, i) for i, raw in enumerate(raw_nodes)]
         _check_graph(nodes)
         return cls(
@@ -182,9 +188,9 @@ class AssembleGenome(Genome):
             frames=integer(data.get('frames', 8), 'frames', 1, 512),
             size=integer(data.get('size', 64), 'size', 16, 1024),
             frame_stride=integer(data.get('frame_stride', 1), 'frame_stride', 1, 64),
-            depth=int_list(depth, 'depth', 4, 1),
+            depth=int_list(depth, 'depth', 4, 1, MAX_DEPTH),
             bottleneck_widths=(None if widths is None
-                               else int_list(widths, 'bottleneck_widths', 4, 1)),
+                               else int_list(widths, 'bottleneck_widths', 4, 1, 4096)),
             stem_filters=(None if stem_filters is None
                           else integer(stem_filters, 'stem_filters', 1, 1024)),
             freeze_edges=flag(data.get('freeze_edges', False), 'freeze_edges'),
@@ -225,7 +231,7 @@ def _parse_node(raw, index: int) -> StemNode | BlockNode:
     where = f'nodes[{index}]'
     if not isinstance(raw, dict):
         raise GenomeError(where, f'must be an object, got {type(raw).__name__}')
-    if 'id' in raw and raw['id'] != index:
+    if 'id' in raw and (isinstance(raw['id'], bool) or raw['id'] != index):
         raise GenomeError(f'{where}.id', f'must equal the node\'s position {index}, '
                           f'got {raw["id"]!r}')
     kind = raw.get('type')

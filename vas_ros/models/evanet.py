@@ -88,8 +88,10 @@ class Branch:
         for key in wanted:
             if key not in data:
                 raise GenomeError(f'{path}.{key}', f'required for a {kind!r} branch')
-            options = CONV_TYPES if key.startswith('type') else TEMPORAL_SIZES
-            values[key] = choice(data[key], join(path, key), options)
+            if key.startswith('type'):
+                values[key] = choice(data[key], join(path, key), CONV_TYPES)
+            else:
+                values[key] = int(choice(data[key], join(path, key), TEMPORAL_SIZES))
         return cls(kind=kind, **values)
 
     def to_dict(self) -> dict:

@@ -37,7 +37,7 @@ def resolve_arch(ref: str | Path | dict | ModelArch) -> ModelArch:
             raise VasError(f'{path}: no such genome file')
         try:
             data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # JSON, digits, nesting
             raise VasError(f'{path}: not a readable genome JSON file ({exc})') from None
         return ModelArch.from_dict(data)
     raise VasError(f'{text!r} is neither a preset ({", ".join(sorted(table))}), '

@@ -43,6 +43,18 @@ def _where(path: str) -> str:
     return path or 'genome'
 
 
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f'{text[:20]}...({len(text)} characters)'
+
+
 def integer(value, path: str, low: int | None = None, high: int | None = None) -> int:
     """A whole number (an integral float such as 4.0 is accepted) within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
@@ -59,9 +71,8 @@ def integer(value, path: str, low: int | None = None, high: int | None = None) -
 def number(value, path: str, low: float, high: float, *, low_open: bool = False,
            high_open: bool = False) -> float:
     """A finite number in the interval [low, high], each end open if asked."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value):
-        raise GenomeError(_where(path), f'must be a number, got {value!r}')
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+        raise GenomeError(_where(path), f'must be a number, got {_short(value)}')
     if value < low or value > high or (low_open and value == low) \
             or (high_open and value == high):
         interval = f'{"(" if low_open else "["}{low}, {high}{")" if high_open else "]"}'
@@ -184,7 +195,7 @@ class Genome(ABC):
     def from_json(cls, text: str) -> Genome:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, 4300+ digits, deep nesting
             raise GenomeError('genome', f'not valid JSON ({exc})') from None
         return cls.from_dict(data)
 

@@ -80,6 +80,10 @@ class ModelArch:
     name: str = 'custom'
 
     def __post_init__(self):
+        if not isinstance(self.family, str):
+            raise GenomeError('family', f'must be a family name, got {self.family!r}')
+        if not isinstance(self.name, str) or not self.name:
+            raise GenomeError('name', f'must be a non-empty string, got {self.name!r}')
         object.__setattr__(self, 'genome', get_family(self.family).parse(self.genome))
 
     def to_dict(self) -> dict:
@@ -92,9 +96,11 @@ class ModelArch:
     def from_dict(cls, data: dict) -> ModelArch:
         if not isinstance(data, dict) or 'family' not in data or 'genome' not in data:
             raise GenomeError('arch', 'expected {"family": ..., "genome": {...}, "name": ...}')
-        if not isinstance(data['family'], str):
-            raise GenomeError('family', f'must be a family name, got {data["family"]!r}')
-        return cls(data['family'], data['genome'], str(data.get('name', 'custom')))
+        unknown = sorted(set(data) - {'family', 'genome', 'name'}, key=str)
+        if unknown:
+            raise GenomeError(str(unknown[0]), 'unknown field; an architecture holds family, '
+                                               'genome and name')
+        return cls(data['family'], data['genome'], data.get('name', 'custom'))
 
     def input_spec(self) -> InputSpec:
         return self.genome.input_spec()

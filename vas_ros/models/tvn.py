@@ -76,7 +76,7 @@ def _int(data: dict, key: str, path: str) -> int:
     return integer(data[key], join(path, key), *LIMITS[key])
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class TVNBlock:
     """One block (repeated `repeats` times); field names are the genome's JSON keys."""
 
@@ -145,7 +145,7 @@ class BlockStep:
     shape_out: tuple[int, int, int, int]
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class TVNGenome(Genome):
     """A whole TVN: clip sampling (frames, size, frame_stride), blocks and head dropout."""
 
@@ -162,7 +162,7 @@ class TVNGenome(Genome):
     frame_stride: int = 1
     dropout: float = 0.5
     stream: str = 'rgb'
-    blocks: list[TVNBlock] = _required()
+    blocks: tuple[TVNBlock, ...] = _required()
 
     @classmethod
     def from_dict(cls, data: dict) -> TVNGenome:
@@ -177,7 +177,8 @@ class TVNGenome(Genome):
             frame_stride=_int(data, 'frame_stride', ''),
             dropout=dropout(data['dropout']),
             stream=choice(data['stream'], 'stream', tuple(INPUT_STREAMS)),
-            blocks=[TVNBlock.from_dict(b, join('blocks', i)) for i, b in enumerate(blocks)],
+            blocks=tuple(TVNBlock.from_dict(b, join('blocks', i))
+                         for i, b in enumerate(blocks)),
         )
         genome.plan()
         return genome

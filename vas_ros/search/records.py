@@ -45,6 +45,16 @@ def _number(name: str, value, kind=float):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EvalResultError(f'evaluation result field {name!r} must be a number or None, '
                               f'got {value!r}')
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise EvalResultError(f'evaluation result field {name!r} must be finite, got '
+                              f'{str(value)[:40]}')
+    if kind is int and value != int(value):
+        raise EvalResultError(f'evaluation result field {name!r} must be a whole number, '
+                              f'got {value!r}')
     return kind(value)
 
 

@@ -111,7 +111,7 @@ class SearchSpace(ABC):
             return self
         try:
             return type(self)(**options)
-        except (TypeError, ValueError) as exc:  # e.g. max_filters=abc
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
             raise VasError(f'search space {self.family!r}: bad options '
                            f'{json.dumps(options, default=str)}: {exc}') from None
 

@@ -50,7 +50,7 @@ def _pair(options: dict, key: str) -> tuple[int, int]:
     value = options[key]
     try:
         low, high = (int(value[0]), int(value[1]))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
         raise VasError(f'tvn space option {key!r} must be [min, max], got {value!r}') from None
     if low < 1 or high < low:
         raise VasError(f'tvn space option {key!r} must satisfy 1 <= min <= max, got {value!r}')
@@ -77,8 +77,16 @@ class TVNSpace(SearchSpace):
 
     def check_options(self, o: dict) -> dict:
         streams_known = self.genome_type.INPUT_STREAMS
-        for key in ('sizes', 'frames', 'frame_strides', 'blocks'):
+        limits = self.genome_type.LIMITS
+        for key, field in (('sizes', 'size'), ('frames', 'frames'),
+                           ('frame_strides', 'frame_stride'), ('blocks', 'blocks')):
+            if isinstance(o[key], str) or not isinstance(o[key], (list, tuple)):
+                raise VasError(f'tvn space option {key!r} must be [min, max], got {o[key]!r}')
             o[key] = list(_pair(o, key))
+            low, high = limits[field]
+            if o[key][0] < low or o[key][1] > high:
+                raise VasError(f'tvn space option {key!r} must lie within the genome\'s '
+                               f'{field} range [{low}, {high}], got {o[key]}')
         for key in ('min_filters', 'max_filters', 'size_step', 'max_kernel',
                     'max_spatial_stride', 'max_temporal_stride', 'max_expand', 'max_repeats'):
             if int(o[key]) < 1:
