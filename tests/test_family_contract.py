@@ -196,3 +196,20 @@ def test_unreadable_genome_json_is_one_error(tmp_path):
         (tmp_path / name).write_text(text)
         with pytest.raises(VasError, match='not a readable genome JSON file'):
             resolve_arch(tmp_path / name)
+
+
+def test_a_model_past_the_memory_left_is_refused_before_it_is_built():
+    """Valid by its genome's own limits, but 36 GB to infer: refused from the estimate."""
+    from vas_ros.errors import VasError
+    from vas_ros.models.footprint import check_fits
+    from vas_ros.search.latency import measure_arch_latency
+
+    wide = ModelArch('tvn', {'frames': 8, 'size': 64, 'blocks': [
+        {'spatial_type': 'std', 'filters': 4096, 'expand': 16, 'repeats': 8}]}, 'wide')
+    with pytest.raises(VasError, match='wide: inference at batch 1 needs about'):
+        measure_arch_latency(wide)
+    with pytest.raises(VasError, match='training at batch 8 needs about'):
+        check_fits(wide, 8, batch=8, training=True)
+    assert check_fits(PRESETS['tvn_tiny'], 8, batch=8, training=True).params > 0
+    with pytest.raises(VasError, match='num_classes must be a whole number'):
+        PRESETS['tvn_tiny'].build(10**21)

@@ -58,13 +58,16 @@ def _load(ref, classes):
     from pathlib import Path
 
     from vas_ros.models.factory import resolve_arch
+    from vas_ros.models.footprint import check_fits
 
+    arch = resolve_arch(ref)
     if Path(str(ref)).suffix == '.safetensors':
-        from vas_ros.models.checkpoint import load_checkpoint
+        from vas_ros.models.checkpoint import load_checkpoint, read_metadata
 
+        check_fits(arch, len(read_metadata(ref)['classes']))  # before any weight is read
         loaded = load_checkpoint(ref, 'cpu')
         return str(ref), loaded.model, loaded.spec
-    arch = resolve_arch(ref)
+    check_fits(arch, classes or 400)
     return str(ref), arch.build(classes or 400), arch.input_spec()
 
 

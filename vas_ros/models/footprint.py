@@ -32,6 +32,8 @@ BACKWARD_TRANSIENTS = 3
 # 1 and 2 threads alike (AMD EPYC, torch 2.14.1, peaks read as VmHWM).
 INFERENCE_RUNTIME_BYTES = 64 * 2**20
 TRAINING_RUNTIME_BYTES = 256 * 2**20
+# The share of the memory still available that one training or timing run may take.
+MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,24 @@ def estimate_footprint(arch, num_classes: int = 8, training: bool = True) -> Foo
         train_activation_bytes_per_clip=(training.bytes_written // 2
                                          if training is not None else None),
         flow_pixels=spec.frames * spec.size * spec.size if spec.needs_flow else 0)
+
+
+def check_fits(arch, num_classes: int, *, batch: int = 1, training: bool = False,
+               device: str = 'cpu', share: float = MEMORY_SHARE) -> Footprint:
+    """The footprint, or a VasError when the model would need more than `share` of the
+    memory `device` has left: asked before a weight is allocated, so an absurd genome or
+    class count is refused instead of taking the machine (and, on a robot, the processes
+    the OOM killer picks beside it)."""
+    cost = estimate_footprint(arch, num_classes, training=training)
+    need = cost.training_bytes(batch) if training else cost.inference_bytes(batch)
+    available = available_memory_bytes(device)
+    if need > share * available:
+        what = f'training at batch {batch}' if training else f'inference at batch {batch}'
+        raise VasError(f'{getattr(arch, "name", arch)}: {what} needs about '
+                       f'{need / 2**20:,.0f} MB, more than {share:.0%} of the '
+                       f'{available / 2**20:,.0f} MB available on {device}; use a smaller '
+                       f'model, batch or class count')
+    return cost
 
 
 def available_memory_bytes(device: str = 'cpu') -> int:

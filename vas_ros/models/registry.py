@@ -36,6 +36,8 @@ FAMILY_MODULES = (
 # Installed packages may add families: `[project.entry-points."vas_ros.families"]`
 # naming a module that calls `register_family` when imported.
 ENTRY_POINT_GROUP = 'vas_ros.families'
+# Far above any activity vocabulary (Kinetics has 700, Moments in Time 339).
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,9 @@ class ModelArch:
     def build(self, num_classes: int) -> nn.Module:
         """The torch module (random init) with `num_classes` outputs."""
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
-                or num_classes < 1:
-            raise VasError(f'num_classes must be a whole number >= 1, got {num_classes!r}')
+                or not 1 <= num_classes <= MAX_CLASSES:
+            raise VasError(f'num_classes must be a whole number in 1..{MAX_CLASSES:,}, got '
+                           f'{num_classes!r}')
         return self.genome.build(num_classes)
 
 

@@ -107,8 +107,10 @@ def measure_arch_latency(arch, *, num_classes: int = 8, device: str = 'cpu',
                          batch: int = 1, path: str = 'eager') -> LatencyResult:
     """Build `arch` (preset name, genome file, dict, ModelArch) and time it."""
     from vas_ros.models.factory import resolve_arch
+    from vas_ros.models.footprint import check_fits
 
     arch = resolve_arch(arch)
+    check_fits(arch, num_classes, batch=batch, device=device)
     model = arch.build(num_classes)
     return measure_latency(model, arch.input_spec(), device=device, threads=threads,
                            warmup=warmup, repeats=repeats, batch=batch, path=path)

@@ -187,6 +187,7 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
 
     from vas_ros.models.checkpoint import save_checkpoint
     from vas_ros.models.factory import resolve_arch
+    from vas_ros.models.footprint import check_fits
     from vas_ros.training.devices import resolve_device
     from vas_ros.training.evaluate import autocast_context, metrics, predict
     from vas_ros.training.plots import plot_curves
@@ -211,6 +212,7 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
     seed_everything(seed)
     train_set, val_set = open_splits(data, spec, seed=seed, cache_dir=cache_dir)
     classes = [str(c) for c in train_set.classes]
+    check_fits(arch, len(classes), batch=batch_size, training=True, device=str(dev))
     model = arch.build(len(classes))
     inherited = inherit_weights(model, init_weights) if init_weights is not None else 0.0
     model = model.to(dev)
