@@ -70,11 +70,12 @@ def _publish_noise(probe, frames: int, seed: int = 0) -> None:
 
 
 def test_shipped_model_labels_synthetic_actions(recogniser, probe):
-    from vas_ros.data.synth import CLASSES, render_clip
+    from vas_ros.data.synth import CLASSES, dataset_classes, render_clip
 
+    model_classes = list(dataset_classes(with_none=True))  # the shipped model knows `none`
     proc, log = recogniser
     assert probe.wait_for(lambda: probe.received('activity/labels'), 30)
-    assert probe.dicts('activity/labels')[-1]['classes'] == list(CLASSES)
+    assert probe.dicts('activity/labels')[-1]['classes'] == model_classes
     start = len(probe.received('activity/result'))
     rng = np.random.default_rng(2024)
     truth = []  # (first stamp, last stamp, label)
@@ -108,13 +109,13 @@ def test_shipped_model_labels_synthetic_actions(recogniser, probe):
     assert (typed.window_start.sec, typed.window_start.nanosec) in sent
     assert (typed.window_end.sec, typed.window_end.nanosec) in sent
     assert stamp_to_sec(typed.window_start) < stamp_to_sec(typed.window_end)
-    assert [h.class_id for h in typed.hypotheses] == [CLASSES.index(h.label)
+    assert [h.class_id for h in typed.hypotheses] == [model_classes.index(h.label)
                                                       for h in typed.hypotheses]
     labels = probe.received('activity/labels')[-1]
-    assert list(labels.class_names) == list(CLASSES) and labels.model == DEFAULT_MODEL
+    assert list(labels.class_names) == model_classes and labels.model == DEFAULT_MODEL
     assert set(result['latency_ms']) >= {'preprocess', 'flow', 'model', 'total', 'queue'}
     assert len(result['top_k']) == 3
-    assert probe.received('activity')[-1].data in CLASSES
+    assert probe.received('activity')[-1].data in (*CLASSES, 'unknown')
 
 
 def test_bad_frames_are_counted_and_survived(recogniser, probe):

@@ -108,10 +108,11 @@ def test_max_steps_stops_mid_epoch_and_still_validates(data_root, cache_dir):
 def test_max_seconds_bounds_an_open_ended_run(data_root, cache_dir):
     # Decode every clip into the cache first: alone, the first batch would spend the budget.
     train(FRAME2D, data_root, max_steps=1, batch_size=64, progress=False, cache_dir=cache_dir)
-    result = train(FRAME2D, data_root, max_seconds=0.5, batch_size=4, progress=False,
+    # 1.5 s: a loaded 2-core machine took more than 0.5 s over the first augmented step
+    result = train(FRAME2D, data_root, max_seconds=1.5, batch_size=4, progress=False,
                    cache_dir=cache_dir)
     assert result.stopped_by == 'max_seconds'
-    assert 1 <= result.steps < 40
+    assert 1 <= result.steps < 120
     assert result.history and 0.0 <= result.val_top1 <= 1.0
 
 

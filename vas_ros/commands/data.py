@@ -7,6 +7,8 @@ import json
 
 
 def register(subparsers) -> None:
+    from vas_ros.data.randomisation import FACTORS
+
     parser = subparsers.add_parser(
         'data', help='synthetic videos, data set summary and preview, throughput benchmark',
         description='Data set tools. Layout: ROOT/<split>/<class>/<clip>.{mp4,avi,mkv,webm}, '
@@ -28,8 +30,35 @@ def register(subparsers) -> None:
     synth.add_argument('--size', type=int, default=112, help='frame side in pixels, even')
     synth.add_argument('--frames', type=int, default=16, help='frames per clip (default 16)')
     synth.add_argument('--fps', type=float, default=15, help='frame rate (default 15)')
+    synth.add_argument('--with-none', action='store_true',
+                       help="add a 'none' class: static scenes, distractors moving on their "
+                            'own, camera shake alone (for rejection; see docs/training.md)')
+    synth.add_argument('--factors', default='all', metavar='LIST',
+                       help='domain randomisation factors to switch on, comma list, "all" '
+                            '(default) or "none"; factors: ' + ', '.join(FACTORS))
     synth.add_argument('--no-progress', action='store_true', help='no progress bar')
-    synth.set_defaults(func=run_synth, outputs={'out': ('dir', (), 'OUT')})
+    synth.set_defaults(func=run_synth, renderer='synth', outputs={'out': ('dir', (), 'OUT')})
+
+    holdout = commands.add_parser(
+        'holdout', help='the same classes from a second renderer, for out-of-distribution tests',
+        description='Write OUT/<split>/<class>/<class>_NNNN.mp4 with an independent renderer '
+                    '(rooms with tiled floors, line-art actors with eased motion, bouncing '
+                    'balls, a pendulum, occluders, camera sway, blur, noise and JPEG). Only '
+                    'the look differs from data synth. train and search refuse it; use it '
+                    'with vas-ros eval --ood to measure the out-of-distribution gap.')
+    holdout.add_argument('out', help='output folder (data set root)')
+    holdout.add_argument('--per-class', type=int, required=True,
+                         help='clips per class per split')
+    holdout.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    holdout.add_argument('--splits', default='test', help='comma list (default test)')
+    holdout.add_argument('--size', type=int, default=112, help='frame side in pixels, even')
+    holdout.add_argument('--frames', type=int, default=16, help='frames per clip (default 16)')
+    holdout.add_argument('--fps', type=float, default=15, help='frame rate (default 15)')
+    holdout.add_argument('--with-none', action='store_true',
+                         help="add the 'none' class (an actor that never moves)")
+    holdout.add_argument('--no-progress', action='store_true', help='no progress bar')
+    holdout.set_defaults(func=run_synth, renderer='holdout',
+                         outputs={'out': ('dir', (), 'OUT')})
 
     info = commands.add_parser(
         'info', help='classes, clip counts and skipped clips of each split',
@@ -77,8 +106,11 @@ def run_synth(args: argparse.Namespace) -> int:
     root = write_synthetic_dataset(args.out, args.per_class, args.seed,
                                    splits=_splits(args.splits), size=args.size,
                                    frames=args.frames, fps=args.fps,
-                                   progress=not args.no_progress)
-    print(f'wrote {args.per_class} clips per class per split to {root}')
+                                   progress=not args.no_progress, with_none=args.with_none,
+                                   renderer=args.renderer,
+                                   **({'factors': args.factors} if args.renderer == 'synth'
+                                      else {}))
+    print(f'wrote {args.per_class} {args.renderer} clips per class per split to {root}')
     return 0
 
 

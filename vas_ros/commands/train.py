@@ -43,6 +43,16 @@ def register(subparsers) -> None:
                         help='continue from RUN/train_state.safetensors')
     parser.add_argument('--overwrite', action='store_true',
                         help='start afresh even if RUN already holds a run')
+    parser.add_argument('--no-calibrate', action='store_true',
+                        help='do not fit a score temperature on the validation split '
+                             '(default: fit it and store it in the checkpoint)')
+    parser.add_argument('--init-weights', default=None, metavar='CHECKPOINT',
+                        help='start from every tensor of this .safetensors checkpoint whose '
+                             'name and shape fit (fine-tuning; a new class list gets a fresh '
+                             'classifier)')
+    parser.add_argument('--no-augment', action='store_true',
+                        help='train without the clip augmentation of vas_ros.data.augment '
+                             '(flips with label swaps, colour, noise, blur, speed; default on)')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     parser.add_argument('--json', action='store_true', help='print the summary as JSON')
     parser.set_defaults(func=run, outputs={'out': ('dir', ('data',))})
@@ -72,7 +82,8 @@ def run(args) -> int:
                    max_seconds=args.max_seconds, batch_size=args.batch_size, lr=args.lr,
                    device=args.device, seed=args.seed, amp=not args.no_amp,
                    progress=not args.quiet, resume=args.resume, cache_dir=args.cache_dir,
-                   num_workers=args.workers)
+                   num_workers=args.workers, calibrate=not args.no_calibrate,
+                   augment=not args.no_augment, init_weights=args.init_weights)
     rates = [h['clips_per_s'] for h in result.history if h.get('clips_per_s')]
     summary = {
         'model': result.arch.name, 'family': result.arch.family,
@@ -83,6 +94,9 @@ def run(args) -> int:
         'val_top5': result.val_metrics.get('top5'), 'chance': 1 / len(result.classes),
         'train_clips_per_s_median': sorted(rates)[len(rates) // 2] if rates else None,
         'seconds': round(result.seconds, 1),
+        'calibration': result.calibration,
+        'augment': result.extra.get('augment'),
+        'inherited': result.extra.get('inherited'),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -91,4 +105,9 @@ def run(args) -> int:
               f'{summary["steps"]} steps ({summary["stopped_by"]}) in {summary["seconds"]} s')
         print(f'best val top-1 {summary["val_top1"]:.3f} at epoch {summary["best_epoch"]} '
               f'(chance {summary["chance"]:.3f}) -> {summary["checkpoint"]}')
+        if result.calibration:
+            c = result.calibration
+            print(f'scores calibrated on val: temperature {c["temperature"]:.3f}, ECE '
+                  f'{c["ece_before"]:.3f} -> {c["ece_after"]:.3f}, NLL '
+                  f'{c["nll_before"]:.3f} -> {c["nll_after"]:.3f}')
     return 0

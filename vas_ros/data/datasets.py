@@ -23,6 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vas_ros.data.augment import (
+    Augmentation,
+    augment_clip,
+    draw_flips,
+    flip_axes,
+    flipped_label,
+    speed_indices,
+)
 from vas_ros.data.cache import ClipCache, source_stamp
 from vas_ros.data.csv_source import csv_kind, read_clip_csv, read_span_csv
 from vas_ros.data.records import ClipRecord
@@ -140,7 +148,8 @@ class ClipDataset(_Base):
 
     def __init__(self, records: list[ClipRecord], classes: list[str], spec, *,
                  train: bool = False, cache_dir=None, seed: int = 0,
-                 skip_reasons: list[str] | None = None, name: str = ''):
+                 skip_reasons: list[str] | None = None, name: str = '',
+                 augment: Augmentation | None = None):
         self.records = list(records)
         self.classes = list(classes)
         self.spec = spec
@@ -152,6 +161,9 @@ class ClipDataset(_Base):
         self.labels = [self.classes.index(r.label) for r in self.records]
         self.cache = ClipCache(cache_dir) if cache_dir else None
         self._draws: Counter = Counter()
+        # Training only; flips only where the class list says what they do (augment.py).
+        self.augment = augment if train else None
+        self._flips = flip_axes(self.classes) if augment is not None and augment.flip else ()
 
     @property
     def skipped(self) -> int:
@@ -206,10 +218,24 @@ class ClipDataset(_Base):
                              train=self.train, rng=rng)
         return frames[picks]
 
+    def augmented(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """Clip `index` at a random speed, flipped and recoloured, with its label after
+        the flips (training with an Augmentation policy)."""
+        policy = self.augment
+        frames = self.frames(index)
+        rate = float(np.exp(rng.uniform(-1.0, 1.0) * np.log(policy.speed)))
+        picks = speed_indices(len(frames), self.spec.frames, self.spec.frame_stride, rate, rng)
+        axes = draw_flips(rng, self._flips)
+        label = self.classes.index(flipped_label(self.records[index].label, axes))
+        return augment_clip(frames[picks], axes, rng, policy), label
+
     def __getitem__(self, index: int):
         rng = self._rng(index) if self.train else None
-        clip = self.clip(index, rng)
-        return clip_to_inputs(clip, self.spec, train=self.train, rng=rng), self.labels[index]
+        if self.augment is not None:
+            clip, label = self.augmented(index, rng)
+        else:
+            clip, label = self.clip(index, rng), self.labels[index]
+        return clip_to_inputs(clip, self.spec, train=self.train, rng=rng), label
 
 
 def _check_videos(records: list[ClipRecord], cache: ClipCache | None, spec,
@@ -256,10 +282,11 @@ def _check_bag_spans(records: list[ClipRecord], reasons: list[str]) -> list[Clip
 
 
 def open_dataset(source, split: str, spec, *, train: bool = False, cache_dir=None,
-                 seed: int = 0, classes=None) -> ClipDataset:
+                 seed: int = 0, classes=None, augment: Augmentation | None = None) -> ClipDataset:
     """The `split` clips of `source` as a ClipDataset (see module docstring for sources).
 
     `classes` fixes the class list (e.g. a checkpoint's); by default `list_classes`.
+    `augment` (training only) is the policy of `vas_ros.data.augment`.
     """
     kind, resolved = _resolve(source)
     classes = list(classes) if classes is not None else list_classes(resolved)
@@ -299,4 +326,4 @@ def open_dataset(source, split: str, spec, *, train: bool = False, cache_dir=Non
         warnings.warn(f'{where}: skipped {len(reasons)} of {len(kept) + len(reasons)} clips; '
                       f'first: {reasons[0]}', DataWarning, stacklevel=2)
     return ClipDataset(kept, classes, spec, train=train, cache_dir=cache_dir, seed=seed,
-                       skip_reasons=reasons, name=where)
+                       skip_reasons=reasons, name=where, augment=augment)

@@ -7,8 +7,9 @@ Geometry: the whole frame is resized to spec.size x spec.size without cropping (
 non-square camera image is squeezed, not cut), so nothing at the image edges is lost; the
 same squeeze happens in training and at run time. Training (train=True) may instead take a
 random crop covering 80-100 % of the frame (aspect 0.9-1.1, same box for every frame of
-the clip) and jitter brightness/contrast by up to 10 %. Never a horizontal flip: that
-would turn move_left into move_right.
+the clip) and jitter brightness/contrast by up to 10 %. Flips, stronger colour changes,
+noise, blur and speed changes happen before this, on the frames, in `augment.py` (a flip
+changes some labels, which only the data set knows).
 """
 
 from __future__ import annotations

@@ -33,11 +33,16 @@ class LoadedCheckpoint:
     spec: InputSpec
     metadata: dict
     path: Path
+    temperature: float = 1.0  # divide logits by it before softmax (see calibration)
 
 
 def save_checkpoint(path, model: nn.Module, arch: ModelArch, classes, spec: InputSpec,
-                    extra: dict | None = None) -> Path:
-    """Write weights + metadata atomically (readers never see a partial file)."""
+                    extra: dict | None = None, calibration: dict | None = None) -> Path:
+    """Write weights + metadata atomically (readers never see a partial file).
+
+    `calibration`: the record of `vas_ros.training.calibration.calibrate` (its
+    `temperature` scales the logits of every reader).
+    """
     from safetensors.torch import save_model
 
     path = Path(path)
@@ -48,6 +53,9 @@ def save_checkpoint(path, model: nn.Module, arch: ModelArch, classes, spec: Inpu
         'input': spec.to_dict(),
         'extra': extra or {},
     }
+    if calibration is not None:
+        temperature(calibration, path)
+        meta['calibration'] = dict(calibration)
     with atomic_path(path) as tmp:
         save_model(model, tmp, metadata={META_KEY: json.dumps(meta)})
     return path
@@ -90,7 +98,41 @@ def read_metadata(path) -> dict:
         if not isinstance(meta[key], dict):
             raise CheckpointError(f'{path}: metadata {key!r} must be a JSON object, got '
                                   f'{type(meta[key]).__name__}')
+    temperature(meta.get('calibration'), path)
     return meta
+
+
+def temperature(calibration, path='checkpoint') -> float:
+    """The logit temperature of a `calibration` record (1 without one), checked."""
+    if calibration is None:
+        return 1.0
+    value = calibration.get('temperature') if isinstance(calibration, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0.0 < value < float('inf')):
+        raise CheckpointError(f'{path}: metadata "calibration" must be an object with a '
+                              f'finite, positive "temperature", got {calibration!r}')
+    return float(value)
+
+
+def write_calibration(path, calibration: dict, out=None) -> Path:
+    """Store `calibration` in the checkpoint at `path` (or a copy at `out`), atomically.
+
+    The weights are copied tensor for tensor, so `out` may be `path` itself: the file is
+    replaced only once the new one is complete.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = read_metadata(path)
+    temperature(calibration, path)
+    meta['calibration'] = dict(calibration)
+    with safe_open(str(path), framework='pt') as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    target = Path(out) if out is not None else path
+    with atomic_path(target) as tmp:
+        save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)})
+    return target
 
 
 def load_checkpoint(path, device='cpu') -> LoadedCheckpoint:
@@ -123,7 +165,8 @@ def load_checkpoint(path, device='cpu') -> LoadedCheckpoint:
                               f'(first: {bad[0]}); the training diverged or the file is '
                               f'damaged')
     model.to(device).eval()
-    return LoadedCheckpoint(model, arch, classes, spec, meta, path)
+    return LoadedCheckpoint(model, arch, classes, spec, meta, path,
+                            temperature=temperature(meta.get('calibration'), path))
 
 
 def _non_finite(model) -> list[str]:

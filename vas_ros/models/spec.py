@@ -17,6 +17,20 @@ from vas_ros.errors import GenomeError
 STREAMS = ('rgb', 'flow')
 STREAM_CHANNELS = {'rgb': 3, 'flow': 2}
 FLOW_METHODS = ('dis', 'dis_fast', 'dis_medium', 'farneback')
+# The class of clips in which nothing of interest happens: a model trained with it says
+# so, and the runtime reports such a clip as "unknown", like a low-scoring one.
+BACKGROUND_CLASS = 'none'
+UNKNOWN_LABEL = 'unknown'
+
+
+def reported_label(label: str, score: float, threshold: float) -> str:
+    """What a runtime publishes for a top-1 `label` at `score`: UNKNOWN_LABEL when the
+    score is below `threshold` or the model says nothing of interest happens."""
+    if label == BACKGROUND_CLASS or score < threshold:
+        return UNKNOWN_LABEL
+    return label
+
+
 # Far above every preset (at most 64 frames, 256 px): a clip past these is a typo or a
 # damaged file, and would take gigabytes per clip.
 MAX_FRAMES = 512

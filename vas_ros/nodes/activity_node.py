@@ -36,6 +36,7 @@ from std_msgs.msg import String
 from vas_ros.data.image_codec import ImageError, image_msg_to_rgb
 from vas_ros.data.transforms import resize_frame
 from vas_ros.errors import VasError
+from vas_ros.models.spec import reported_label
 from vas_ros.nodes.activity_msgs import interfaces, label_info_message, result_message
 from vas_ros.nodes.common import (
     declare_checked,
@@ -58,7 +59,8 @@ PARAMETERS = {
     'hop_frames': (4, 'run the model every N input frames (once a clip is full)'),
     'stride_seconds': (0.0, 'take clip frames this far apart in stamp time; 0 = every '
                             "frame_stride source frames as the model was trained"),
-    'score_threshold': (0.0, 'below this top-1 score `activity` says unknown'),
+    'score_threshold': (0.0, 'below this top-1 score (or when the top class is '
+                               '`none`) `activity` says unknown'),
     'top_k': (5, 'how many labels activity/result lists'),
     'flow_method': ('', "optical flow for flow models; '' = the model's own"),
     'num_threads': (0, 'torch CPU threads; 0 = leave the default'),
@@ -405,7 +407,7 @@ class ActivityNode(LifecycleNode):
 
     def _publish(self, clip, engine, prediction, started: float) -> None:
         threshold = float(self._param('score_threshold'))
-        label = prediction.label if prediction.score >= threshold else 'unknown'
+        label = reported_label(prediction.label, prediction.score, threshold)
         latency = dict(prediction.latency_ms)
         latency['queue'] = (started - clip.received) * 1e3
         latency['node'] = (time.monotonic() - clip.received) * 1e3

@@ -74,7 +74,8 @@ class InferenceEngine:
     """A loaded model ready to classify clips.
 
     `infer(frames)` takes uint8 RGB `[T, H, W, 3]` (any size; preprocessing resizes) and
-    returns the top-k labels with softmax scores and a latency breakdown in milliseconds:
+    returns the top-k labels with softmax scores (of the logits divided by the checkpoint's
+    calibrated temperature, when it has one) and a latency breakdown in milliseconds:
     `preprocess` (resize/normalise), `flow` (optical flow, flow models only), `model`, `total`.
     """
 
@@ -94,6 +95,7 @@ class InferenceEngine:
         self.arch = loaded.arch
         self.classes = list(loaded.classes)
         self.metadata = loaded.metadata
+        self.temperature = loaded.temperature
         self.spec = loaded.spec
         self.trained_flow_method = loaded.spec.flow_method
         if flow_method:
@@ -157,7 +159,7 @@ class InferenceEngine:
         start = time.perf_counter()
         with torch.inference_mode():
             logits = self._forward(*inputs)
-            probs = torch.softmax(logits.float(), dim=-1)[0]
+            probs = torch.softmax(logits.float() / self.temperature, dim=-1)[0]
             if self.device.startswith('cuda'):
                 torch.cuda.synchronize()
         timings['model'] = (time.perf_counter() - start) * 1e3
@@ -171,4 +173,5 @@ class InferenceEngine:
     def describe(self) -> dict:
         return {'model': self.name, 'checkpoint': str(self.checkpoint_path),
                 'family': self.arch.family, 'arch': self.arch.name, 'device': self.device,
-                'path': self.path, 'classes': self.classes, 'input': self.spec.to_dict()}
+                'path': self.path, 'classes': self.classes, 'input': self.spec.to_dict(),
+                'temperature': self.temperature}

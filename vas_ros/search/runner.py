@@ -174,6 +174,9 @@ def _check_paths(settings: SearchSettings) -> None:
     out = Path(settings.out).expanduser().resolve()
     store = Path(settings.store).expanduser().resolve()
     data = Path(settings.data).expanduser().resolve()
+    from vas_ros.data.holdout import refuse_holdout
+
+    refuse_holdout(data, 'a search')
     if out == store:
         raise VasError(f'--out {out} is the --store path; give the outputs their own folder')
     if data.is_dir() and (out == data or data in out.parents):
@@ -418,7 +421,7 @@ def final_training_task(payload: dict) -> dict:
                    lr=payload['lr'],
                    device=payload['device'], seed=payload['seed'],
                    progress=payload['progress'], resume=(out / STATE_FILE).is_file(),
-                   cache_dir=payload['cache_dir'])
+                   cache_dir=payload['cache_dir'], calibrate=True)
     if result.checkpoint is None:
         return EvalResult.failure('final training wrote no checkpoint').to_dict()
     reply = {'ok': True, 'val_top1': float(result.val_top1), 'seconds': float(result.seconds),

@@ -4,7 +4,9 @@ The same code scores the validation split after every training epoch and `vas-ro
 on a saved checkpoint, so the numbers in history.json and from the CLI are comparable.
 Confusion rows are the true class, columns the predicted class; `per_class[c]` is the
 fraction of class-c clips predicted as c (the diagonal over the row sum), None when the
-split holds no clip of c. `top5` is top-min(5, num_classes).
+split holds no clip of c. `top5` is top-min(5, num_classes). `loss` is the raw
+cross-entropy; `nll` and `ece` are taken at the model's calibrated temperature
+(`vas_ros.training.calibration`), which never changes a prediction.
 """
 
 from __future__ import annotations
@@ -86,9 +88,11 @@ def _topk_accuracy(logits, labels, k: int) -> float:
     return float(hits.float().mean()) if len(labels) else 0.0
 
 
-def metrics(predictions: Predictions, classes: list[str]) -> dict:
+def metrics(predictions: Predictions, classes: list[str], temperature: float = 1.0) -> dict:
     """The metrics dict reported everywhere (see module docstring)."""
     import torch
+
+    from vas_ros.training.calibration import expected_calibration_error, nll
 
     logits, labels = predictions.logits, predictions.labels
     num_classes = len(classes)
@@ -110,6 +114,9 @@ def metrics(predictions: Predictions, classes: list[str]) -> dict:
         'confusion': confusion.tolist(),
         'classes': list(classes),
         'loss': loss,
+        'temperature': float(temperature),
+        'nll': nll(logits, labels, temperature) if len(labels) else None,
+        'ece': expected_calibration_error(torch.softmax(logits / temperature, dim=1), labels),
     }
     if predictions.members is not None:
         out['members'] = [{'index': i, 'top1': _topk_accuracy(m, labels, 1),
@@ -118,12 +125,41 @@ def metrics(predictions: Predictions, classes: list[str]) -> dict:
     return out
 
 
+def rejection(predictions: Predictions, classes: list[str], threshold: float,
+              temperature: float = 1.0) -> dict:
+    """How often the runtime's rule (`spec.reported_label`) says "unknown".
+
+    `rejected_true`: the share of clips of a real class that come out unknown (a miss the
+    user sees as "nothing happened"); `rejected_none`: the share of `none` clips that do
+    (what should happen to every one of them), None when the split holds none.
+    """
+    import torch
+
+    from vas_ros.models.spec import BACKGROUND_CLASS, UNKNOWN_LABEL, reported_label
+
+    probs = torch.softmax(predictions.logits / temperature, dim=1)
+    scores, indices = probs.max(dim=1) if len(probs) else (probs[:, 0], probs[:, 0].long())
+    rejected = torch.tensor([reported_label(classes[int(i)], float(p), threshold)
+                             == UNKNOWN_LABEL for p, i in zip(scores, indices)],
+                            dtype=torch.bool)
+    none = torch.tensor([classes[int(y)] == BACKGROUND_CLASS for y in predictions.labels],
+                        dtype=torch.bool)
+    return {'threshold': float(threshold),
+            'rejected_true': float(rejected[~none].float().mean()) if (~none).any() else None,
+            'rejected_none': float(rejected[none].float().mean()) if none.any() else None}
+
+
 def evaluate(model, dataset, *, device='cpu', batch_size=8, streams=None, amp=False,
-             progress=False) -> dict:
-    """{"top1", "top5", "per_class", "n", "confusion", "classes", "loss"[, "members"]}."""
+             progress=False, temperature: float = 1.0, threshold: float | None = None) -> dict:
+    """{"top1", "top5", "per_class", "n", "confusion", "classes", "loss", "nll", "ece",
+    "temperature"[, "members"][, "rejection" when a score `threshold` is given]}."""
     from vas_ros.training.devices import resolve_device
 
     device = resolve_device(device) if isinstance(device, str) else device
     predictions = predict(model, dataset, device=device, batch_size=batch_size,
                           streams=streams, amp=amp, progress=progress)
-    return metrics(predictions, list(dataset.classes))
+    out = metrics(predictions, list(dataset.classes), temperature=temperature)
+    if threshold is not None:
+        out['rejection'] = rejection(predictions, list(dataset.classes), threshold,
+                                     temperature=temperature)
+    return out

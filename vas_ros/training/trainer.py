@@ -50,6 +50,7 @@ class TrainResult:
     arch: object = None  # ModelArch
     stopped_by: str = 'epochs'  # epochs | max_steps | max_seconds
     extra: dict = field(default_factory=dict)
+    calibration: dict | None = None  # the checkpoint's temperature record, if calibrated
 
 
 def inherit_weights(model, source) -> float:
@@ -90,8 +91,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def open_splits(data, spec, *, seed=0, cache_dir=None, train_split='train', val_split='val'):
-    """(train, val) ClipDatasets from a data source, or a ready (train, val) pair."""
+def open_splits(data, spec, *, seed=0, cache_dir=None, train_split='train', val_split='val',
+                augment=None):
+    """(train, val) ClipDatasets from a data source, or a ready (train, val) pair.
+
+    `augment`: the Augmentation policy of the training split (a ready pair keeps its own).
+    """
     if isinstance(data, (tuple, list)):
         if len(data) != 2:
             raise VasError('data: expected a source path or a (train, val) pair of datasets')
@@ -103,9 +108,11 @@ def open_splits(data, spec, *, seed=0, cache_dir=None, train_split='train', val_
                                 f'but the model needs {spec.to_dict()}')
     else:
         from vas_ros.data.datasets import open_dataset
+        from vas_ros.data.holdout import refuse_holdout
 
+        refuse_holdout(data, 'training')
         train_set = open_dataset(data, train_split, spec, train=True, cache_dir=cache_dir,
-                                 seed=seed)
+                                 seed=seed, augment=augment)
         val_set = open_dataset(data, val_split, spec, train=False, cache_dir=cache_dir,
                                seed=seed)
     if len(train_set) == 0:
@@ -167,7 +174,7 @@ def _better(metrics: dict, best: dict | None) -> bool:
 def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None,
           batch_size=8, lr=None, device='cpu', seed=0, amp=True, progress=True,
           resume=False, cache_dir=None, weight_decay=DEFAULT_WEIGHT_DECAY,
-          num_workers=0, init_weights=None) -> TrainResult:
+          num_workers=0, init_weights=None, calibrate=False, augment=True) -> TrainResult:
     """Train `arch` (anything `resolve_arch` takes) on `data` and return a TrainResult.
 
     `data`: a data-set root, CSV or bag source for `open_dataset` (splits `train` and
@@ -180,6 +187,11 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
     `init_weights` (a state dict, or a .safetensors file of one) starts the model from
     every tensor of it whose name and shape fit (weight inheritance); the share of
     parameters copied is `extra["inherited"]`.
+    `calibrate=True` fits a logit temperature on the validation split once training ends
+    and stores it in the checkpoint (`vas_ros.training.calibration`).
+    `augment`: True for the default `vas_ros.data.augment.Augmentation` of the training
+    clips (flips with label swaps, colour, noise, blur, speed), False for none (crops and
+    the small brightness jitter of `transforms` only), or an Augmentation.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -209,8 +221,17 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
         raise VasError('resume needs the run folder (out) that holds the training state')
     lr = float(lr) if lr is not None else DEFAULT_LR
 
+    from vas_ros.data.augment import Augmentation
+
+    if augment is True:
+        augment = Augmentation()
+    elif augment is False or augment is None:
+        augment = None
+    elif not isinstance(augment, Augmentation):
+        raise VasError(f'augment must be True, False or an Augmentation, got {augment!r}')
     seed_everything(seed)
-    train_set, val_set = open_splits(data, spec, seed=seed, cache_dir=cache_dir)
+    train_set, val_set = open_splits(data, spec, seed=seed, cache_dir=cache_dir,
+                                     augment=augment)
     classes = [str(c) for c in train_set.classes]
     check_fits(arch, len(classes), batch=batch_size, training=True, device=str(dev))
     model = arch.build(len(classes))
@@ -357,9 +378,26 @@ def train(arch, data, *, out=None, epochs=None, max_steps=None, max_seconds=None
         model.load_state_dict({k: v.to(dev) for k, v in best_weights.items()})
     model.eval()
     checkpoint = out / MODEL_FILE if out is not None and (out / MODEL_FILE).is_file() else None
+    calibration = None
+    if calibrate and best is not None:
+        from vas_ros.models.checkpoint import write_calibration
+        from vas_ros.training.calibration import calibrate as fit
+
+        predictions = predict(model, val_set, device=dev, batch_size=batch_size,
+                              streams=spec.streams, amp=use_amp, progress=progress,
+                              desc='calibrate')
+        calibration = fit(predictions.logits, predictions.labels, split='val')
+        if checkpoint is not None:
+            write_calibration(checkpoint, calibration)
+        if progress:
+            tqdm.write(f'calibrated: temperature {calibration["temperature"]:.3f}, val ECE '
+                       f'{calibration["ece_before"]:.3f} -> {calibration["ece_after"]:.3f}',
+                       file=sys.stderr)
     return TrainResult(model=model, classes=classes, spec=spec, history=history,
                        val_top1=float(best['top1']) if best else 0.0,
                        val_metrics=best or {}, seconds=time.monotonic() - started,
                        steps=step, checkpoint=checkpoint, arch=arch, stopped_by=stopped_by,
                        extra={'best_epoch': best_epoch, 'epochs_done': epoch,
-                              'inherited': inherited})
+                              'inherited': inherited,
+                              'augment': augment.to_dict() if augment else None},
+                       calibration=calibration)
