@@ -192,7 +192,8 @@ def test_write_calibration_round_trips_even_in_place(tiny_checkpoint, tmp_path):
     other = write_calibration(copy, {'temperature': 0.5}, out=tmp_path / 'other.safetensors')
     assert load_checkpoint(other).temperature == 0.5 and load_checkpoint(copy).temperature == 2.5
     for bad in ({'temperature': 0}, {'temperature': float('inf')}, {'temperature': 'hot'},
-                {'temperature': True}, [2.0]):
+                {'temperature': True}, [2.0], None, {'temperature': 1e-300},
+                {'temperature': 1e300}):
         with pytest.raises(CheckpointError, match='finite, positive'):
             write_calibration(copy, bad)
     assert load_checkpoint(copy).temperature == 2.5  # a refused write lost nothing

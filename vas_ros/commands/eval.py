@@ -85,12 +85,16 @@ def check_classes(checkpoint_classes: list[str], data_classes: list[str], where:
 def run(args) -> int:
     import json
     import math
+    from pathlib import Path
 
     from vas_ros.data.datasets import open_dataset
     from vas_ros.training.evaluate import evaluate
 
     if not (math.isfinite(args.score_threshold) and 0.0 <= args.score_threshold <= 1.0):
         raise DataError(f'--score-threshold must be in [0, 1], got {args.score_threshold}')
+    if args.confusion_png and Path(args.confusion_png).suffix.lower() not in ('.png', ''):
+        raise DataError(f'--confusion-png {args.confusion_png}: the figure is a PNG; name '
+                        f'the file *.png')
     loaded, dataset, device = load_split(args)
     ood_set = None
     if args.ood is not None:  # opened first: a bad --ood fails before the long part

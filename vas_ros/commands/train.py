@@ -105,6 +105,11 @@ def run(args) -> int:
               f'{summary["steps"]} steps ({summary["stopped_by"]}) in {summary["seconds"]} s')
         print(f'best val top-1 {summary["val_top1"]:.3f} at epoch {summary["best_epoch"]} '
               f'(chance {summary["chance"]:.3f}) -> {summary["checkpoint"]}')
+        if args.init_weights is not None:
+            print(f'started from {args.init_weights}: {result.extra.get("inherited", 0):.1%} '
+                  f'of the parameters inherited'
+                  + (' (nothing fitted: check that it is the same architecture)'
+                     if not result.extra.get('inherited') else ''))
         if result.calibration:
             c = result.calibration
             print(f'scores calibrated on val: temperature {c["temperature"]:.3f}, ECE '

@@ -461,6 +461,12 @@ def write_synthetic_dataset(out, per_class: int, seed: int, splits=('train', 'va
     if previous is not None and previous != generator:
         raise DataError(f'{root}: already holds data written by {previous}; write the '
                         f'{renderer} clips to another folder so the two never mix')
+    if previous is None and root.is_dir() and any(root.iterdir()):
+        raise DataError(f'{root}: not empty and not written by vas-ros data; clips written '
+                        f'there would replace or mix with what it holds. Choose a new folder')
+    if size < 16 or frames < 2:  # before the marker, so a refused run changes nothing
+        raise DataError(f'synthetic clips need size >= 16 and frames >= 2, got size={size}, '
+                        f'frames={frames}')
     if isinstance(per_class, bool) or not isinstance(per_class, int):
         raise DataError(f'--per-class must be an integer, got {per_class!r}')
     if per_class < 1:

@@ -102,15 +102,22 @@ def read_metadata(path) -> dict:
     return meta
 
 
+# The temperatures a checkpoint may hold. Far outside anything a trained model needs; past
+# them the scores are all 1 or all equal (and logits / 1e-300 overflow).
+TEMPERATURE_RANGE = (0.01, 100.0)
+
+
 def temperature(calibration, path='checkpoint') -> float:
     """The logit temperature of a `calibration` record (1 without one), checked."""
     if calibration is None:
         return 1.0
     value = calibration.get('temperature') if isinstance(calibration, dict) else None
+    low, high = TEMPERATURE_RANGE
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            0.0 < value < float('inf')):
-        raise CheckpointError(f'{path}: metadata "calibration" must be an object with a '
-                              f'finite, positive "temperature", got {calibration!r}')
+            low <= value <= high):
+        raise CheckpointError(f'{path}: "calibration" must be an object with a finite, '
+                              f'positive "temperature" in [{low:g}, {high:g}], got '
+                              f'{calibration!r}')
     return float(value)
 
 
@@ -124,8 +131,11 @@ def write_calibration(path, calibration: dict, out=None) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
+    if not isinstance(calibration, dict):
+        raise CheckpointError(f'"calibration" must be an object with a finite, positive '
+                              f'"temperature", got {calibration!r}')
+    temperature(calibration, 'the calibration record')
     meta = read_metadata(path)
-    temperature(calibration, path)
     meta['calibration'] = dict(calibration)
     with safe_open(str(path), framework='pt') as handle:
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}

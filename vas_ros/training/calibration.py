@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 
 from vas_ros.errors import VasError
+from vas_ros.models.checkpoint import TEMPERATURE_RANGE
 
 ECE_BINS = 15
-# Far outside anything a trained model needs; a fit that runs into a bound says the
-# logits carry no information (all equal) or are scaled absurdly.
-T_BOUNDS = (0.01, 100.0)
+# What a checkpoint may hold; a fit that runs into a bound says the logits carry no
+# information (all equal) or are scaled absurdly.
+T_BOUNDS = TEMPERATURE_RANGE
 
 
 def _as_tensors(logits, labels):
