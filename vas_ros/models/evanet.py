@@ -25,7 +25,10 @@ mp1 x 3 x 3 stride 2 -> block2 (256) -> max pool mp1 x 2 x 2 stride (1,2,2) -> b
 Each repeat concatenates its branches, adds a shortcut (1x1x1 projection + BN on the first
 repeat, identity after) and applies ReLU; odd repeats run their convs with temporal size 1
 (pools keep theirs). Widths are scaled by `width` for small variants; `stream: flow`
-makes the stem take the 2-channel optical-flow stream.
+makes the stem take the 2-channel optical-flow stream. `causal: true` makes every conv
+and pool pad only before the data in time (`layers/spacetime.py`), so no output sees a
+later frame; the stem and first pool still stride 2 in time, so it does not stream frame
+by frame (see `vas_ros.models.stream`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from vas_ros.models.genome import (
     Genome,
     choice,
     dropout,
+    flag,
     integer,
     items,
     join,
@@ -148,11 +152,12 @@ class EvaGenome(Genome):
     stem_time: int
     pool_times: tuple[int, int, int]
     blocks: tuple[Block, ...]
+    causal: bool = False
 
     @classmethod
     def from_dict(cls, data) -> EvaGenome:
         data = json_object(data, '', {'frames', 'size', 'frame_stride', 'stream', 'width',
-                                      'dropout', 'stem', 'pool_times', 'blocks'},
+                                      'dropout', 'stem', 'pool_times', 'blocks', 'causal'},
                            ('frames', 'size', 'stem', 'pool_times', 'blocks'))
         frames = integer(data['frames'], 'frames', 1, 256)
         size = integer(data['size'], 'size', 16, 1024)
@@ -169,8 +174,9 @@ class EvaGenome(Genome):
                            for k in ('mp1', 'mp3', 'mp4'))
         raw = items(data['blocks'], 'blocks', NUM_STAGES, NUM_STAGES)
         blocks = tuple(Block.from_dict(b, join('blocks', i)) for i, b in enumerate(raw))
+        causal = flag(data.get('causal', False), 'causal', allow_01=True)
         genome = cls(frames, size, frame_stride, stream, width, rate, stem_type,
-                     int(stem_time), tuple(int(t) for t in pool_times), blocks)
+                     int(stem_time), tuple(int(t) for t in pool_times), blocks, causal)
         genome.check_widths()
         return genome
 
@@ -197,13 +203,16 @@ class EvaGenome(Genome):
                         f'(use fewer branches or a larger width)')
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             'frames': self.frames, 'size': self.size, 'frame_stride': self.frame_stride,
             'stream': self.stream, 'width': self.width, 'dropout': self.dropout,
             'stem': {'type': self.stem_type, 'time': self.stem_time},
             'pool_times': dict(zip(('mp1', 'mp3', 'mp4'), self.pool_times)),
             'blocks': [b.to_dict() for b in self.blocks],
         }
+        if self.causal:  # left out when off, so older genomes keep their hash
+            data['causal'] = True
+        return data
 
     def input_spec(self) -> InputSpec:
         return InputSpec(frames=self.frames, size=self.size, frame_stride=self.frame_stride,
@@ -250,20 +259,23 @@ def bn_relu(channels: int, relu: bool) -> list:
 class EvaBranch(nn.Sequential):
     """One branch of a module; `use_time=False` runs its convs with temporal size 1."""
 
-    def __init__(self, spec: Branch, cin: int, f: int, use_time: bool):
+    def __init__(self, spec: Branch, cin: int, f: int, use_time: bool, causal: bool = False):
         t1 = spec.time if (use_time and spec.time) else 1
         t2 = spec.time2 if (use_time and spec.time2) else 1
         if spec.kind == '1x1':
             layers = [pointwise(cin, f), *bn_relu(f, False)]
         elif spec.kind == 'conv':
             layers = [pointwise(cin, f // 2), *bn_relu(f // 2, True),
-                      ConvNormAct(make_conv(spec.type, f // 2, f, (t1, 3, 3)), f, 3, act=False)]
+                      ConvNormAct(make_conv(spec.type, f // 2, f, (t1, 3, 3), causal=causal),
+                                  f, 3, act=False)]
         elif spec.kind == 'conv2':
             layers = [pointwise(cin, f // 4), *bn_relu(f // 4, True),
-                      ConvNormAct(make_conv(spec.type, f // 4, f // 2, (t1, 3, 3)), f // 2, 3),
-                      ConvNormAct(make_conv(spec.type2, f // 2, f, (t2, 3, 3)), f, 3, act=False)]
+                      ConvNormAct(make_conv(spec.type, f // 4, f // 2, (t1, 3, 3),
+                                            causal=causal), f // 2, 3),
+                      ConvNormAct(make_conv(spec.type2, f // 2, f, (t2, 3, 3), causal=causal),
+                                  f, 3, act=False)]
         else:  # maxpool keeps its temporal size in every repeat, as released
-            layers = [SpaceTimePool('max', (spec.time, 3, 3), 1),
+            layers = [SpaceTimePool('max', (spec.time, 3, 3), 1, causal=causal),
                       pointwise(cin, f), *bn_relu(f, False)]
         super().__init__(*layers)
 
@@ -271,11 +283,13 @@ class EvaBranch(nn.Sequential):
 class EvaModule(nn.Module):
     """Parallel branches, concatenated, plus a shortcut, then ReLU."""
 
-    def __init__(self, block: Block, cin: int, width: int, first: bool, use_time: bool):
+    def __init__(self, block: Block, cin: int, width: int, first: bool, use_time: bool,
+                 causal: bool = False):
         super().__init__()
         f = width // len(block.branches)
         self.out_channels = f * len(block.branches)
-        self.branches = nn.ModuleList(EvaBranch(b, cin, f, use_time) for b in block.branches)
+        self.branches = nn.ModuleList(EvaBranch(b, cin, f, use_time, causal)
+                                      for b in block.branches)
         if first:
             self.shortcut = nn.Sequential(pointwise(cin, self.out_channels),
                                           nn.BatchNorm3d(self.out_channels))
@@ -294,19 +308,20 @@ class EvaNet(nn.Module):
         super().__init__()
         self.genome = genome
         mp1, mp3, mp4 = genome.pool_times
-        stem_ch = genome.stem_channels()
+        stem_ch, causal = genome.stem_channels(), genome.causal
         self.stem = ConvNormAct(make_conv(genome.stem_type, STREAM_CHANNELS[genome.stream],
-                                          stem_ch, (genome.stem_time, 7, 7), 2), stem_ch, 3)
-        self.pools = nn.ModuleList([SpaceTimePool('max', (mp1, 3, 3), 2),
-                                    SpaceTimePool('max', (mp1, 2, 2), (1, 2, 2)),
-                                    SpaceTimePool('max', (mp3, 2, 2), (1, 2, 2)),
-                                    SpaceTimePool('max', (mp4, 2, 2), (1, 2, 2))])
+                                          stem_ch, (genome.stem_time, 7, 7), 2, causal=causal),
+                                stem_ch, 3)
+        self.pools = nn.ModuleList([SpaceTimePool('max', (mp1, 3, 3), 2, causal),
+                                    SpaceTimePool('max', (mp1, 2, 2), (1, 2, 2), causal),
+                                    SpaceTimePool('max', (mp3, 2, 2), (1, 2, 2), causal),
+                                    SpaceTimePool('max', (mp4, 2, 2), (1, 2, 2), causal)])
         stages, cin = [], stem_ch
         for i, block in enumerate(genome.blocks):
             modules = []
             for r in range(block.repeats):
                 module = EvaModule(block, cin, genome.stage_channels(i), first=(r == 0),
-                                   use_time=(r % 2 == 0))
+                                   use_time=(r % 2 == 0), causal=causal)
                 modules.append(module)
                 cin = module.out_channels
             stages.append(nn.Sequential(*modules))

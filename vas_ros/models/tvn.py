@@ -9,6 +9,12 @@ unchanged, through a 1x1 projection), ReLU. A block repeats R times; only the fi
 strides, and the temporal layer is used on copies 0, 2, 4, ... The head averages over
 T, H and W, applies dropout and a linear classifier.
 
+`causal: true` makes every temporal layer look only at the present and past frames (its
+SAME padding goes before the data in time), and gates squeeze-excitation and context
+gating per frame. The clip forward is then unchanged in shape and cost, and a model
+without temporal strides can be run one frame at a time (`vas_ros.models.stream`),
+each new frame costing one frame of compute instead of a whole clip.
+
 The genome is a JSON dict (see `TVNGenome`); validation walks the shapes through every
 block copy so that a bad genome is refused with the offending field named before any
 tensor is allocated. Padding is TensorFlow SAME, computed for the genome's own input
@@ -162,6 +168,7 @@ class TVNGenome(Genome):
     frame_stride: int = 1
     dropout: float = 0.5
     stream: str = 'rgb'
+    causal: bool = False
     blocks: tuple[TVNBlock, ...] = _required()
 
     @classmethod
@@ -170,13 +177,14 @@ class TVNGenome(Genome):
         names, required = _keys(cls)
         json_object(data, '', names, required)
         blocks = items(data['blocks'], 'blocks', *LIMITS['blocks'])
-        data = {'frame_stride': 1, 'dropout': 0.5, 'stream': 'rgb', **data}
+        data = {'frame_stride': 1, 'dropout': 0.5, 'stream': 'rgb', 'causal': False, **data}
         genome = cls(
             frames=_int(data, 'frames', ''),
             size=_int(data, 'size', ''),
             frame_stride=_int(data, 'frame_stride', ''),
             dropout=dropout(data['dropout']),
             stream=choice(data['stream'], 'stream', tuple(INPUT_STREAMS)),
+            causal=flag(data['causal'], 'causal', allow_01=True),
             blocks=tuple(TVNBlock.from_dict(b, join('blocks', i))
                          for i, b in enumerate(blocks)),
         )
@@ -184,12 +192,14 @@ class TVNGenome(Genome):
         return genome
 
     def to_dict(self) -> dict:
-        # `stream` is left out at its default, so RGB genomes keep the form (and hash) they
-        # had before the field existed.
+        # `stream` and `causal` are left out at their defaults, so older genomes keep the
+        # form (and hash) they had before the fields existed.
         data = {'frames': self.frames, 'size': self.size, 'frame_stride': self.frame_stride,
                 'dropout': self.dropout}
         if self.stream != 'rgb':
             data['stream'] = self.stream
+        if self.causal:
+            data['causal'] = True
         return {**data, 'blocks': [b.to_dict() for b in self.blocks]}
 
     @property
@@ -213,6 +223,19 @@ class TVNGenome(Genome):
         if tuple(streams) not in named:
             return None
         return dataclasses.replace(self, stream=named[tuple(streams)])
+
+    def stream_refusal(self) -> str | None:
+        """Why this genome cannot run one frame at a time, or None when it can."""
+        if not self.causal:
+            return ('the model is not causal: its temporal layers look at later frames '
+                    '(train a genome with "causal": true, e.g. the tvn_tiny_causal preset)')
+        for step in self.plan():
+            if step.temporal_stride > 1:
+                return (f'blocks[{step.block}] has temporal stride {step.temporal_stride}: '
+                        f'past it the network runs at 1/{step.temporal_stride} of the frame '
+                        f'rate, so a streamed result would come only every few frames; stream '
+                        f'mode needs temporal stride 1 everywhere (the tvn_tiny_causal preset)')
+        return None
 
     def plan(self) -> list[BlockStep]:
         """Shapes through every block copy; raises GenomeError where the clip runs out."""
@@ -262,29 +285,77 @@ def _plan_copy(i: int, copy: int, block: TVNBlock, shape_in) -> BlockStep:
 # ---------------------------------------------------------------- builder
 
 
+def causal_time_pads(frames: int, kernel: int, stride: int) -> tuple[int, int, int, int]:
+    """F.pad amounts for a [B, C, T, H*W] view that put SAME's padding before the data in
+    time: the same ceil(T / stride) outputs, the last window ending on the last frame. A
+    negative amount crops leading frames no window reaches (kernel < stride)."""
+    outputs = -(-frames // stride)
+    return (0, 0, (outputs - 1) * stride + kernel - frames, 0)
+
+
 class TemporalLayer(nn.Module):
     """A (k x 1) conv or pool over T, run on folded frames [B*T, C, H, W].
 
     The folded tensor is viewed as [B, C, T, H*W] so the op is an ordinary 2D one;
-    with channels-last memory both views are free.
+    with channels-last memory both views are free. `kind` ('conv', 'max', 'avg') and
+    `kernel` let a stream (`vas_ros.models.stream`) run the op one frame at a time.
     """
 
-    def __init__(self, op: nn.Module, frames_in: int):
+    def __init__(self, op: nn.Module, frames_in: int, kind: str = 'conv', kernel: int = 1,
+                 stride: int = 1, causal: bool = False, channels: int = 0, positions: int = 0):
         super().__init__()
         self.op = op
         self.frames_in = frames_in
+        self.kind, self.kernel, self.stride, self.causal = kind, kernel, stride, causal
+        self.channels, self.positions = channels, positions  # of the [B, C, T, H*W] view
+        # While a stream steps: {'past': the frames before this one, 'seen': frame count};
+        # None in clip mode.
+        self.stream_state: dict | None = None
 
     def forward(self, x):
+        if self.stream_state is not None:
+            state = self.stream_state
+            y, state['past'] = self.step(x, state['past'], state['seen'])
+            return y
         n, c, h, w = x.shape
         b = n // self.frames_in
         y = self.op(x.reshape(b, self.frames_in, c, h * w).permute(0, 2, 1, 3))
         return y.permute(0, 2, 1, 3).reshape(b * y.shape[2], y.shape[1], h, w)
 
+    def initial_past(self, batch: int, dtype=torch.float32, device='cpu') -> torch.Tensor:
+        """The k-1 frames 'before the first', [B, C, k-1, H*W]: the clip forward's padding
+        (zeros before a conv or an average, -inf before a max)."""
+        fill = float('-inf') if self.kind == 'max' else 0.0
+        return torch.full((batch, self.channels, self.kernel - 1, self.positions), fill,
+                          dtype=dtype, device=device)
+
+    def step(self, x: torch.Tensor, past: torch.Tensor,
+             seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One new frame per clip [B, C, H, W] -> (this layer's output for it, the new
+        `past`). `seen` counts the frames so far, this one included (a 0-d float tensor):
+        an average divides by the real frames in its window, as the clip forward does.
+        Shapes never change, so a stream step can be traced (`vas_ros.models.stream`).
+        """
+        if not self.causal or self.stride != 1:
+            raise DataError('only a causal temporal layer of stride 1 runs one frame at a time')
+        n, c, h, w = x.shape
+        window = torch.cat([past, x.reshape(n, c, 1, h * w)], dim=2)
+        if self.kind == 'conv':
+            y = window
+            for layer in self.op:  # ConvNormAct: (pad, conv, bn, relu); `past` is the pad
+                if not isinstance(layer, nn.ZeroPad2d):
+                    y = layer(y)
+        elif self.kind == 'max':
+            y = window.amax(dim=2, keepdim=True)
+        else:
+            y = window.sum(dim=2, keepdim=True) / seen.clamp(max=self.kernel)
+        return y.reshape(n, y.shape[1], h, w), window[:, :, 1:]
+
 
 class TinyBlock(nn.Module):
     """One copy of a TVN block, built from its planned shapes."""
 
-    def __init__(self, block: TVNBlock, step: BlockStep):
+    def __init__(self, block: TVNBlock, step: BlockStep, causal: bool = False):
         super().__init__()
         c, t, h, w = step.shape_in
         f, k, s = block.filters, block.spatial_kernel, step.spatial_stride
@@ -302,13 +373,16 @@ class TinyBlock(nn.Module):
         self.temporal = nn.Identity()
         tk, ts = block.temporal_kernel, step.temporal_stride
         if step.use_temporal and (tk > 1 or ts > 1):
+            pads = causal_time_pads(t, tk, ts) if causal else None
             if block.temporal_type == '1d' and tk > 1:
-                op = conv2d_bn_act(c_mid, f, (tk, 1), (ts, 1), in_hw=(t, h2 * w2))
+                kind = 'conv'
+                op = conv2d_bn_act(c_mid, f, (tk, 1), (ts, 1), in_hw=(t, h2 * w2), pads=pads)
             else:
                 kind = 'avg' if block.temporal_type == 'avgpool' else 'max'
-                op = Pool2dSame(kind, (tk, 1), (ts, 1), (t, h2 * w2))
-            self.temporal = TemporalLayer(op, t)
-        c_t = step.shape_out[1]
+                op = Pool2dSame(kind, (tk, 1), (ts, 1), (t, h2 * w2), pads=pads)
+            self.temporal = TemporalLayer(op, t, kind, tk, ts, causal, c_mid, h2 * w2)
+        # A causal model gates each frame by itself, so no gate sees later frames.
+        c_t = 1 if causal else step.shape_out[1]
         width = block.expanded
         self.expand = conv2d_bn_act(self._channels_after_temporal(block, step), width, 1,
                                     act=False)
@@ -340,7 +414,9 @@ class TinyVideoNet(nn.Module):
         self.frames, self.size = genome.frames, genome.size
         self.streams = genome.streams
         self.in_channels = genome.in_channels
-        self.blocks = nn.Sequential(*[TinyBlock(genome.blocks[st.block], st)
+        self.genome = genome
+        self.causal = genome.causal
+        self.blocks = nn.Sequential(*[TinyBlock(genome.blocks[st.block], st, genome.causal)
                                       for st in steps])
         channels, self.frames_out = steps[-1].shape_out[:2]
         self.dropout = nn.Dropout(genome.dropout)
@@ -352,6 +428,11 @@ class TinyVideoNet(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, *inputs):
+        return self.head(self.frame_features(*inputs).mean(dim=1))
+
+    def frame_features(self, *inputs) -> torch.Tensor:
+        """Features [B, frames_out, C] of each output position (mean over space); the clip
+        forward averages them over time."""
         if len(inputs) != len(self.streams):
             raise DataError(f'this TVN takes {len(self.streams)} input(s) '
                             f'({", ".join(self.streams)}), got {len(inputs)}')
@@ -366,8 +447,11 @@ class TinyVideoNet(nn.Module):
         x = clip.permute(0, 2, 1, 3, 4).reshape(b * self.frames, self.in_channels, self.size,
                                                 self.size)
         x = self.blocks(x)
-        x = x.reshape(b, self.frames_out, x.shape[1], -1).mean(dim=(1, 3))
-        return self.classifier(self.dropout(x))
+        return x.reshape(b, self.frames_out, x.shape[1], -1).mean(dim=3)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Clip features [B, C] (the mean over time and space) -> logits."""
+        return self.classifier(self.dropout(features))
 
 
 # ---------------------------------------------------------------- presets
@@ -421,6 +505,14 @@ PRESETS = {
         depth 3 2 | 1d 3 2      | 64 | 2 | 2 | 0    | 1 | 1
         std 3 2   | maxpool 2 2 | 96 | 2 | 1 | 0    | 0 | 0
     """, dropout=0.2),
+    # tvn_tiny made causal, with temporal stride 1 throughout so that it streams: one
+    # result per frame, each new frame costing one frame of every layer.
+    'tvn_tiny_causal': {**_preset(8, 64, 2, """
+        std 3 2   | 1d 3 1      | 16 | 2 | 1 | 0    | 0 | 0
+        std 3 2   | 1d 3 1      | 32 | 2 | 1 | 0.25 | 1 | 0
+        depth 3 2 | 1d 3 1      | 64 | 2 | 2 | 0    | 1 | 1
+        std 3 2   | maxpool 2 1 | 96 | 2 | 1 | 0    | 0 | 0
+    """, dropout=0.2), 'causal': True},
     'tvn_small': _preset(8, 112, 2, """
         std 3 2   | 1d 3 1      | 24  | 2 | 1 | 0    | 0 | 0
         std 3 2   | 1d 3 2      | 48  | 2 | 2 | 0.25 | 1 | 1
@@ -436,6 +528,8 @@ DESCRIPTIONS = {
     'tvn3': 'TVN-3 (published): 8 frames x 160 px, 4 blocks',
     'tvn4': 'TVN-4 (published): 8 frames x 128 px, 3 blocks',
     'tvn_tiny': 'small TVN, 8 frames x 64 px: trains in minutes on a CPU (tests, demos)',
+    'tvn_tiny_causal': 'tvn_tiny made causal with temporal stride 1: streams one frame at a '
+                       'time (vas_ros.models.stream)',
     'tvn_small': 'mid-size TVN, 8 frames x 112 px: a robot-sized model between tiny and TVN-4',
 }
 

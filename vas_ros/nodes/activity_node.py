@@ -46,7 +46,7 @@ from vas_ros.nodes.common import (
     sensor_qos,
     stamp_to_sec,
 )
-from vas_ros.perception.engine import DEFAULT_MODEL, InferenceEngine
+from vas_ros.perception.engine import DEFAULT_MODEL, INFERENCE_MODES, InferenceEngine
 from vas_ros.perception.frame_buffer import FrameBuffer
 
 NODE_NAME = 'activity_recognizer'
@@ -57,6 +57,10 @@ PARAMETERS = {
     'device': ('auto', 'auto, cpu, cuda or cuda:N'),
     'inference_path': ('eager', 'eager, channels_last, bf16, compile, int8 or onnxruntime'),
     'hop_frames': (4, 'run the model every N input frames (once a clip is full)'),
+    'inference_mode': ('auto', 'clip: rerun the whole clip every hop_frames; stream: run '
+                               'each new frame once through a causal model (at hop 1, a '
+                               'result per frame for one frame of compute); auto: stream '
+                               'when the model can'),
     'stride_seconds': (0.0, 'take clip frames this far apart in stamp time; 0 = every '
                             "frame_stride source frames as the model was trained"),
     'score_threshold': (0.0, 'below this top-1 score (or when the top class is '
@@ -77,7 +81,7 @@ RANGES = {'hop_frames': (1, 10_000), 'top_k': (1, 1000), 'score_threshold': (0.0
           'diagnostics_period': (0.01, 3600.0)}
 
 
-ENGINE_PARAMS = ('model', 'device', 'inference_path', 'num_threads')
+ENGINE_PARAMS = ('model', 'device', 'inference_path', 'num_threads', 'inference_mode')
 
 
 class _Mailbox:
@@ -134,6 +138,8 @@ class ActivityNode(LifecycleNode):
         self._latency_ms: deque = deque(maxlen=100)
         self._last_label = ''
         self._latest_frame: np.ndarray | None = None
+        self._frame_shape: tuple | None = None
+        self._restart_streams = ''
         self.model_error = ''
 
         self._engine: InferenceEngine | None = None
@@ -255,10 +261,16 @@ class ActivityNode(LifecycleNode):
 
     def _make_engine(self, changes: dict) -> InferenceEngine:
         value = {name: changes.get(name, self._param(name))
-                 for name in ENGINE_PARAMS + ('flow_method',)}
+                 for name in ENGINE_PARAMS + ('flow_method', 'stride_seconds')}
+        mode = value['inference_mode']
+        if float(value['stride_seconds']) > 0:  # stream phases follow frame counts
+            if mode == 'stream':
+                raise VasError('inference_mode stream samples frames by count '
+                               '(frame_stride); set stride_seconds 0 or use inference_mode clip')
+            mode = 'clip'
         return InferenceEngine(value['model'], device=value['device'],
                                num_threads=value['num_threads'], path=value['inference_path'],
-                               flow_method=value['flow_method'])
+                               flow_method=value['flow_method'], mode=mode)
 
     def _make_buffer(self, engine: InferenceEngine, changes: dict) -> FrameBuffer:
         stride_s = float(changes.get('stride_seconds', self._param('stride_seconds')))
@@ -291,6 +303,10 @@ class ActivityNode(LifecycleNode):
                 engine.set_flow_method(changes['flow_method'])
             except VasError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
+        if (engine is self._engine and 'stride_seconds' in changes
+                and float(changes['stride_seconds']) > 0 and engine.mode == 'stream'):
+            reason = 'stride_seconds > 0 needs inference_mode clip (or auto)'
+            return SetParametersResult(successful=False, reason=reason)
         new_buffer = engine is not self._engine or 'stride_seconds' in changes
         with self._lock:
             if engine is not self._engine:
@@ -321,6 +337,13 @@ class ActivityNode(LifecycleNode):
             return f'score_threshold must be in [0, 1], got {changes["score_threshold"]}'
         if 'stride_seconds' in changes and float(changes['stride_seconds']) < 0:
             return f'stride_seconds must be >= 0, got {changes["stride_seconds"]}'
+        if 'inference_mode' in changes and changes['inference_mode'] not in INFERENCE_MODES:
+            return (f'inference_mode must be one of {", ".join(INFERENCE_MODES)}, got '
+                    f'{changes["inference_mode"]!r}')
+        if changes.get('inference_mode') == 'stream' and float(
+                changes.get('stride_seconds', 0.0)) > 0:
+            return ('inference_mode stream samples frames by count (frame_stride); '
+                    'set stride_seconds 0 or use inference_mode clip')
         if 'num_threads' in changes and int(changes['num_threads']) < 0:
             return f'num_threads must be >= 0, got {changes["num_threads"]}'
         for name, value in changes.items():
@@ -366,6 +389,12 @@ class ActivityNode(LifecycleNode):
             stamp = time.time()
         buffer, engine = self._buffer, self._engine
         clip = None
+        if self._frame_shape is not None and rgb.shape != self._frame_shape \
+                and buffer is not None:
+            # A new camera resolution: no clip mixes the two, and streams start over.
+            buffer.clear()
+            self._restart_streams = 'resolution change'
+        self._frame_shape = rgb.shape
         if buffer is not None and engine is not None:
             # Only the model-sized frame is kept (the engine would resize it the same way):
             # a window of 4K or 8000 x 8000 frames would otherwise take gigabytes.
@@ -390,7 +419,14 @@ class ActivityNode(LifecycleNode):
                 continue
             started = time.monotonic()
             try:
-                prediction = engine.infer(clip.frames, top_k=int(self._param('top_k')))
+                top_k = int(self._param('top_k'))
+                if engine.streams is None:
+                    prediction = engine.infer(clip.frames, top_k=top_k)
+                else:
+                    restart, self._restart_streams = self._restart_streams, ''
+                    if restart:
+                        engine.streams.reset(restart)
+                    prediction = engine.infer_stream(clip.frame_list, clip.stamps, top_k)
             except Exception as exc:  # keep running; say why once per kind of failure
                 with self._stats_lock:
                     self.inference_errors += 1
@@ -480,6 +516,11 @@ class ActivityNode(LifecycleNode):
                 'callback_ms': round(statistics.median(self._callback_ms), 4)
                 if self._callback_ms else 0.0,
                 'last_label': self._last_label,
+                'inference_mode': engine.mode if engine else '',
+                'stream_frames_run': engine.streams.frames_run if engine and engine.streams
+                else 0,
+                'stream_resets': dict(engine.streams.resets) if engine and engine.streams
+                else {},
             }
 
     def _publish_diagnostics(self) -> None:

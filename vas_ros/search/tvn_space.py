@@ -9,7 +9,9 @@ Options (`configure(**options)`, `--space-option KEY=VALUE` on the CLI) shrink t
 so a CPU search stays small: `max_filters`, `min_filters`, `sizes` ([min, max] pixels),
 `size_step`, `frames` ([min, max]), `frame_strides` ([min, max]), `blocks` ([min, max]),
 `max_expand`, `max_repeats`, `max_kernel`, `streams` (input streams to draw from: `rgb`,
-`flow`; default both, so the search weighs what flow adds against what it costs).
+`flow`; default both, so the search weighs what flow adds against what it costs),
+`causal` (true: every genome is causal; with `max_temporal_stride=1` every one streams
+frame by frame, see `vas_ros.models.stream`).
 
 Mutation picks one edit uniformly: change one field of one block, add a block, remove a
 block, or change frames / size / frame stride / input stream. Every genome returned has
@@ -43,6 +45,7 @@ DEFAULTS = {
     'max_repeats': 6,
     'dropout': 0.5,
     'streams': list(STREAMS),
+    'causal': False,
 }
 
 
@@ -99,6 +102,9 @@ class TVNSpace(SearchSpace):
             raise VasError(f'tvn space option \'streams\' must be a non-empty list of '
                            f'distinct streams from {list(streams_known)}, got {streams!r}')
         o['streams'] = [x for x in streams_known if x in streams]
+        if not isinstance(o['causal'], bool):
+            raise VasError(f"tvn space option 'causal' must be true or false, "
+                           f"got {o['causal']!r}")
         o['min_filters'] = min(o['min_filters'], o['max_filters'])
         return o
 
@@ -133,6 +139,8 @@ class TVNSpace(SearchSpace):
         genome = {'frames': frames, 'size': size,
                   'frame_stride': rng.randint(*o['frame_strides']),
                   'dropout': o['dropout'], 'stream': rng.choice(o['streams']), 'blocks': []}
+        if o['causal']:
+            genome['causal'] = True
         for _ in range(rng.randint(*o['blocks'])):
             block = self._block(rng, size, frames)
             genome['blocks'].append(block)
@@ -143,6 +151,8 @@ class TVNSpace(SearchSpace):
     # -- mutating ------------------------------------------------------------------------
     def edit(self, child: dict, rng: random.Random) -> dict:
         o = self.options
+        if o['causal']:
+            child['causal'] = True
         blocks = child['blocks']
         edits = ['block_field', 'frames', 'size', 'frame_stride']
         if len(o['streams']) > 1:

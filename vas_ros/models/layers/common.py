@@ -11,7 +11,8 @@ explicit pad only when it is asymmetric (even kernels, some strides).
 
 Gating layers (`SqueezeExcite`, `ContextGating`) pool over the whole clip, not per frame.
 They take either `[B, C, T, H, W]` tensors or frames folded into the batch,
-`[B*T, C, H, W]`, with `frames=T` given at construction.
+`[B*T, C, H, W]`, with `frames=T` given at construction; `frames=1` on folded frames
+gates each frame by itself (what a causal, streamable model needs).
 """
 
 from __future__ import annotations
@@ -53,13 +54,17 @@ class ConvNormAct(nn.Sequential):
 
 
 def conv2d_bn_act(in_ch: int, out_ch: int, kernel=1, stride=1, *, in_hw=None,
-                  groups: int = 1, act: bool = True) -> ConvNormAct:
+                  groups: int = 1, act: bool = True, pads=None) -> ConvNormAct:
     """Bias-free Conv2d + BN (+ ReLU), SAME-padded for an `in_hw` input.
 
     `in_hw` may be left out only when SAME padding is the same for every size (odd
-    kernels at stride 1).
+    kernels at stride 1). `pads` (F.pad amounts, last dim first) replaces SAME, e.g. for
+    a causal layer that pads only before the data in time.
     """
     kernel, stride = _pair(kernel), _pair(stride)
+    if pads is not None:
+        conv = nn.Conv2d(in_ch, out_ch, kernel, stride, 0, groups=groups, bias=False)
+        return ConvNormAct(conv, out_ch, 2, act, pad=nn.ZeroPad2d(tuple(pads)))
     padding = symmetric_padding(kernel, stride, None if in_hw is None else _pair(in_hw))
     pad = None
     if padding is None:
@@ -75,18 +80,20 @@ class Pool2dSame(nn.Module):
     """Max or average pooling with SAME padding for an `in_hw` input.
 
     Max pooling pads with -inf; average pooling divides by the number of real (unpadded)
-    values in each window, like TensorFlow.
+    values in each window, like TensorFlow. `pads` (F.pad amounts) replaces SAME.
     """
 
-    def __init__(self, kind: str, kernel, stride, in_hw):
+    def __init__(self, kind: str, kernel, stride, in_hw, pads=None):
         super().__init__()
         if kind not in ('max', 'avg'):
             raise ValueError(f'pool kind must be "max" or "avg", got {kind!r}')
         kernel, stride, in_hw = _pair(kernel), _pair(stride), _pair(in_hw)
-        padding = symmetric_padding(kernel, stride, in_hw)
-        explicit = None
+        padding = symmetric_padding(kernel, stride, in_hw) if pads is None else None
+        explicit = None if pads is None else list(pads)
         if padding is None:
-            padding, explicit = (0, 0), same_pads(in_hw, kernel, stride)
+            padding = (0, 0)
+            if explicit is None:
+                explicit = same_pads(in_hw, kernel, stride)
         self.kind = kind
         self.pad = None
         self.register_buffer('scale', None, persistent=False)

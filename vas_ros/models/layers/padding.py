@@ -46,6 +46,16 @@ def same_pads(sizes, kernel, stride, crop: bool = False) -> list[int]:
     return pads
 
 
+def causal_pads(sizes, kernel, stride) -> list[int]:
+    """`same_pads` (cropped) with the time dim's padding moved before the data: sizes are
+    (T, ...) and the last window in time ends on the last frame, so no output sees a later
+    frame. A negative amount crops leading frames no window reaches (kernel < stride)."""
+    pads = same_pads(sizes, kernel, stride, crop=True)
+    t, k, s = int(tuple(sizes)[0]), int(tuple(kernel)[0]), int(tuple(stride)[0])
+    pads[-2:] = [(same_output(t, s) - 1) * s + k - t, 0]
+    return pads
+
+
 def symmetric_padding(kernel, stride, sizes=None) -> tuple[int, ...] | None:
     """The layer's own padding when SAME is symmetric in every dim, else None (pad explicitly).
 

@@ -15,6 +15,10 @@
 - `make_conv`, `pointwise`: conv factories used by the EvaNet builder, which wraps them in
   `common.ConvNormAct` for BN (+ ReLU).
 
+`causal=True` (every conv type and the pool) puts the temporal padding before the data
+(`padding.causal_pads`), so the output at frame t never sees a later frame; the number
+of outputs is SAME's.
+
 Every SAME decision and amount comes from `padding`: a layer uses its own symmetric
 padding when SAME is symmetric for every input size (odd kernels at stride 1), else pads
 explicitly in forward from the input's shape.
@@ -28,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vas_ros.models.layers.padding import same_pads, symmetric_padding
+from vas_ros.models.layers.padding import causal_pads, same_pads, symmetric_padding
 
 CONV_TYPES = ('3d', 'itgm', '2plus1d')
 POOL_KINDS = ('max', 'avg')
@@ -56,17 +60,26 @@ class SameConv3d(nn.Conv3d):
     `padding.same_padding` for the CPU bug this avoids).
     """
 
-    def __init__(self, cin: int, cout: int, kernel, stride=1, bias: bool = False):
+    def __init__(self, cin: int, cout: int, kernel, stride=1, bias: bool = False,
+                 causal: bool = False):
         kernel, stride = _triple(kernel), _triple(stride)
-        self._static = symmetric_padding(kernel, stride)
+        self.causal = bool(causal) and (kernel[0] > 1 or stride[0] > 1)
+        self._static = None if self.causal else symmetric_padding(kernel, stride)
         super().__init__(cin, cout, kernel, stride=stride, padding=self._static or 0,
                          bias=bias)
         kaiming_init_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._static is None:
-            x = F.pad(x, same_pads(x.shape[-3:], self.kernel_size, self.stride, crop=True))
+            x = F.pad(x, _pads(x, self.kernel_size, self.stride, self.causal))
         return super().forward(x)
+
+
+def _pads(x: torch.Tensor, kernel, stride, causal: bool) -> list[int]:
+    """Explicit SAME (cropped) or causal padding of a [B, C, T, H, W] input."""
+    if causal:
+        return causal_pads(x.shape[-3:], kernel, stride)
+    return same_pads(x.shape[-3:], kernel, stride, crop=True)
 
 
 class Conv2Plus1d(nn.Module):
@@ -76,12 +89,13 @@ class Conv2Plus1d(nn.Module):
     conv types are interchangeable inside a branch.
     """
 
-    def __init__(self, cin: int, cout: int, kernel, stride=1, mid_channels: int | None = None):
+    def __init__(self, cin: int, cout: int, kernel, stride=1, mid_channels: int | None = None,
+                 causal: bool = False):
         super().__init__()
         (kt, kh, kw), (st, sh, sw) = _triple(kernel), _triple(stride)
         mid = mid_channels if mid_channels is not None else max(cout // 2, 1)
         self.mid_channels = mid
-        self.temporal = SameConv3d(cin, mid, (kt, 1, 1), (st, 1, 1))
+        self.temporal = SameConv3d(cin, mid, (kt, 1, 1), (st, 1, 1), causal=causal)
         self.bn = nn.BatchNorm3d(mid)
         self.spatial = SameConv3d(mid, cout, (1, kh, kw), (1, sh, sw))
 
@@ -102,10 +116,12 @@ class ITGMConv3d(nn.Module):
     kh*kw*Cin*Cout + N*Cin*Cout + 2N, the same for every L.
     """
 
-    def __init__(self, cin: int, cout: int, kernel, stride=1, num_components: int = 4):
+    def __init__(self, cin: int, cout: int, kernel, stride=1, num_components: int = 4,
+                 causal: bool = False):
         super().__init__()
         self.length, kh, kw = _triple(kernel)
         self.stride = _triple(stride)
+        self.causal = bool(causal)
         self.kernel_size = (self.length, kh, kw)
         self.num_components = int(num_components)
         if self.num_components < 1:
@@ -114,7 +130,7 @@ class ITGMConv3d(nn.Module):
         self.mixing = nn.Parameter(torch.empty(cout, cin, self.num_components))
         self.centre_raw = nn.Parameter(torch.empty(self.num_components))
         self.width_raw = nn.Parameter(torch.empty(self.num_components))
-        self._static = symmetric_padding(self.kernel_size, self.stride)
+        self._static = None if self.causal else symmetric_padding(self.kernel_size, self.stride)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -142,7 +158,7 @@ class ITGMConv3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._static is None:
-            x = F.pad(x, same_pads(x.shape[-3:], self.kernel_size, self.stride, crop=True))
+            x = F.pad(x, _pads(x, self.kernel_size, self.stride, self.causal))
         return F.conv3d(x, self.weight(), stride=self.stride, padding=self._static or 0)
 
     def extra_repr(self) -> str:
@@ -151,7 +167,8 @@ class ITGMConv3d(nn.Module):
                 f'num_components={self.num_components}')
 
 
-def make_conv(conv_type: str, cin: int, cout: int, kernel, stride=1) -> nn.Module:
+def make_conv(conv_type: str, cin: int, cout: int, kernel, stride=1,
+              causal: bool = False) -> nn.Module:
     """A bias-free space-time conv of the given type ('3d', 'itgm' or '2plus1d').
 
     An iTGM conv of temporal length 1 is exactly a 2-D conv (its temporal kernel is the
@@ -159,11 +176,11 @@ def make_conv(conv_type: str, cin: int, cout: int, kernel, stride=1) -> nn.Modul
     1 x kh x kw conv, as the released code does; parameter counts then match it.
     """
     if conv_type == '3d' or (conv_type == 'itgm' and _triple(kernel)[0] == 1):
-        return SameConv3d(cin, cout, kernel, stride)
+        return SameConv3d(cin, cout, kernel, stride, causal=causal)
     if conv_type == 'itgm':
-        return ITGMConv3d(cin, cout, kernel, stride)
+        return ITGMConv3d(cin, cout, kernel, stride, causal=causal)
     if conv_type == '2plus1d':
-        return Conv2Plus1d(cin, cout, kernel, stride)
+        return Conv2Plus1d(cin, cout, kernel, stride, causal=causal)
     raise ValueError(f'unknown conv type {conv_type!r}; expected one of {CONV_TYPES}')
 
 
@@ -179,17 +196,21 @@ class SpaceTimePool(nn.Module):
     over the real entries only), matching TensorFlow's SAME pooling.
     """
 
-    def __init__(self, kind: str, kernel, stride=1):
+    def __init__(self, kind: str, kernel, stride=1, causal: bool = False):
         super().__init__()
         if kind not in POOL_KINDS:
             raise ValueError(f'unknown pool kind {kind!r}; expected one of {POOL_KINDS}')
         self.kind = kind
         self.kernel_size = _triple(kernel)
         self.stride = _triple(stride)
+        self.causal = bool(causal) and (self.kernel_size[0] > 1 or self.stride[0] > 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kt, kh, kw = self.kernel_size
-        if self.kind == 'max' and symmetric_padding(self.kernel_size, self.stride) is not None:
+        if self.causal:
+            pads = causal_pads(x.shape[-3:], self.kernel_size, self.stride)
+        elif (self.kind == 'max'
+              and symmetric_padding(self.kernel_size, self.stride) is not None):
             # Stride 1, odd kernel: a box max is a spatial max then a temporal max, and the
             # pools' own padding never wins a max, so no padded copy and 9 + t compares
             # per output instead of 9 t. Same result as the padded 3-D pool.
@@ -198,7 +219,8 @@ class SpaceTimePool(nn.Module):
             if kt > 1:
                 x = F.max_pool3d(x, (kt, 1, 1), 1, padding=(kt // 2, 0, 0))
             return x
-        pads = same_pads(x.shape[-3:], self.kernel_size, self.stride)
+        else:
+            pads = same_pads(x.shape[-3:], self.kernel_size, self.stride)
         if self.kind == 'max':
             if any(pads):
                 x = F.pad(x, pads, value=float('-inf'))
@@ -211,4 +233,5 @@ class SpaceTimePool(nn.Module):
         return total / count
 
     def extra_repr(self) -> str:
-        return f'{self.kind}, kernel_size={self.kernel_size}, stride={self.stride}'
+        causal = ', causal' if self.causal else ''
+        return f'{self.kind}, kernel_size={self.kernel_size}, stride={self.stride}{causal}'

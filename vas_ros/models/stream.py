@@ -1,0 +1,146 @@
+"""One frame at a time through a causal model: each new frame costs one frame of compute.
+
+A clip model rerun every `hop` frames pushes each frame through the network
+`frames / hop` times. A causal TVN (`"causal": true`, temporal stride 1) computes frame
+t's features from frames <= t only, so its clip forward unrolls over time (as MoViNet's
+stream buffers do for 3-D nets): the per-frame 2-D layers run on the new frame alone,
+each temporal layer keeps the k-1 frames before it (its stream buffer), and the head
+averages the features of the last `frames` frames, as the clip forward averages over
+its frames.
+
+From a reset, the result after t frames is the clip forward's on those frames (the
+buffers start as the clip's padding does), so after exactly `frames` frames it is the
+model's own clip forward; after that the buffers hold real past frames where a clip
+forward would see padding. `tests/test_stream.py` checks both against the clip forward.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vas_ros.errors import DataError
+
+
+def fast_stream_model(model: nn.Module) -> nn.Module:
+    """A copy of `model` for stepping: BatchNorm folded into the convs and weights in
+    channels-last memory (a stream runs one frame per op, so every op it saves counts;
+    about 1.2x faster per frame than the model as is on a Xeon, one thread)."""
+    import copy
+
+    from vas_ros.models.inference import fuse_conv_bn, to_channels_last
+
+    return to_channels_last(fuse_conv_bn(copy.deepcopy(model).eval()))
+
+
+def stream_refusal(model: nn.Module) -> str | None:
+    """Why `model` cannot run one frame at a time, or None when it can."""
+    from vas_ros.models.evanet import EvaNet
+    from vas_ros.models.tvn import TinyVideoNet
+
+    if isinstance(model, EvaNet):
+        return ('EvaNet\'s stem conv and first max pool stride 2 in time, so past them the '
+                'network runs at half the frame rate (even with "causal": true); stream mode '
+                'runs causal TVNs, use inference_mode clip')
+    if not isinstance(model, TinyVideoNet):
+        return (f'stream mode runs causal TVNs; a {type(model).__name__} classifies whole '
+                f'clips (use inference_mode clip)')
+    if model.streams != ('rgb',):
+        return ('the model reads optical flow, which the clip path computes over the whole '
+                'clip; stream mode takes RGB models')
+    return model.genome.stream_refusal()
+
+
+class _Step(nn.Module):
+    """One frame through the model as a pure function of the state: (frame, frames seen,
+    feature ring, pasts...) -> (logits, ring, pasts...). Shapes never change, so
+    `torch.jit.trace` can take it whole and run it without Python between the ops."""
+
+    def __init__(self, model: nn.Module, layers: list, window: int):
+        super().__init__()
+        self.model, self.layers, self.window = model, layers, window
+
+    def forward(self, frame, seen, ring, *pasts):
+        for layer, past in zip(self.layers, pasts):
+            layer.stream_state = {'past': past, 'seen': seen}
+        try:
+            x = self.model.blocks(frame.contiguous(memory_format=torch.channels_last))
+            new_pasts = [layer.stream_state['past'] for layer in self.layers]
+        finally:
+            for layer in self.layers:
+                layer.stream_state = None
+        ring = torch.cat([ring[:, 1:], x.mean(dim=(2, 3))[:, None]], dim=1)
+        # The ring starts as zeros, so its sum over the real features divided by their
+        # number is the clip forward's mean over the frames so far.
+        logits = self.model.head(ring.sum(dim=1) / seen.clamp(max=self.window))
+        return (logits, ring, *new_pasts)
+
+
+class FrameStream:
+    """A causal TVN's state between frames: `step(frame)` -> logits, `reset()` to start over.
+
+    `frame` is one normalised frame per clip, [B, C, size, size], on the model's device, as
+    `clip_to_inputs` makes them. Memory is fixed: k-1 frames per temporal layer and
+    `frames` feature vectors. Give it `fast_stream_model(model)` to run faster; several
+    streams can share one model. `trace=True` traces the step once per batch size
+    (TorchScript, frozen) and runs it without Python between the ops, the larger saving
+    for a model this small.
+    """
+
+    def __init__(self, model: nn.Module, trace: bool = False):
+        reason = stream_refusal(model)
+        if reason is not None:
+            raise DataError(f'stream mode: {reason}')
+        from vas_ros.models.tvn import TemporalLayer
+
+        self.model = model
+        self.layers = [m for m in model.modules() if isinstance(m, TemporalLayer)]
+        self.window = int(model.frames_out)
+        self.shape = (model.in_channels, model.size, model.size)
+        self.trace = bool(trace)
+        self._step = _Step(model, self.layers, self.window)
+        self._traced: dict = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every past frame: the next step is the first of a new clip."""
+        self.state: tuple | None = None  # (ring, pasts), made at the first step
+        self.frames_seen = 0
+
+    def _initial(self, frame: torch.Tensor) -> tuple:
+        batch, dtype, device = frame.shape[0], frame.dtype, frame.device
+        ring = torch.zeros(batch, self.window, self.model.classifier.in_features,
+                           dtype=dtype, device=device)
+        return ring, [layer.initial_past(batch, dtype, device) for layer in self.layers]
+
+    def _function(self, inputs: tuple):
+        if not self.trace:
+            return self._step
+        batch = inputs[0].shape[0]
+        if batch not in self._traced:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')  # TracerWarnings about constant shapes
+                traced = torch.jit.trace(self._step, inputs, check_trace=False)
+                self._traced[batch] = torch.jit.freeze(traced.eval())
+        return self._traced[batch]
+
+    def step(self, frame: torch.Tensor) -> torch.Tensor:
+        """The logits [B, classes] of the clip that ends with `frame`."""
+        if frame.dim() != 4 or tuple(frame.shape[1:]) != self.shape:
+            raise DataError(f'stream frame must be [B, {", ".join(map(str, self.shape))}], '
+                            f'got {list(frame.shape)}')
+        if self.state is None:
+            self.state = self._initial(frame)
+        elif self.state[0].shape[0] != frame.shape[0]:
+            raise DataError(f'stream batch changed from {self.state[0].shape[0]} to '
+                            f'{frame.shape[0]} without a reset')
+        ring, pasts = self.state
+        seen = torch.tensor(float(self.frames_seen + 1), dtype=frame.dtype,
+                            device=frame.device)
+        inputs = (frame, seen, ring, *pasts)
+        logits, ring, *pasts = self._function(inputs)(*inputs)
+        self.state = (ring, list(pasts))
+        self.frames_seen += 1
+        return logits
