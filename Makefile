@@ -8,7 +8,7 @@ STAMP := $(VENV)/.vas_ros_installed
 
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
-.PHONY: venv test lint demo bench model clean-venv
+.PHONY: venv test lint demo bench model model-causal clean-venv
 
 venv: $(STAMP)
 
@@ -52,6 +52,13 @@ model: venv
 	    --init-weights $(MODEL_DIR)/stage1/model.safetensors
 	$(BIN)/vas-ros eval $(MODEL_DIR)/run/model.safetensors --data $(MODEL_DIR)/data --split test \
 	    --ood $(MODEL_DIR)/holdout --device $(DEVICE) --confusion-png $(MODEL_DIR)/confusion.png
+
+model-causal: venv
+	$(BIN)/vas-ros train --model tvn_tiny_causal --data $(MODEL_DIR)/data --out $(MODEL_DIR)/run_causal \
+	    --overwrite --epochs 30 --batch-size 16 --lr 2e-3 --seed 0 --device $(DEVICE) \
+	    --cache-dir $(MODEL_DIR)/cache --init-weights vas_ros/shipped/tvn_tiny_synth.safetensors
+	$(BIN)/vas-ros eval $(MODEL_DIR)/run_causal/model.safetensors --data $(MODEL_DIR)/data --split test \
+	    --ood $(MODEL_DIR)/holdout --device $(DEVICE)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -144,6 +144,10 @@ def test_stream_refuses_a_wrong_frame_and_a_batch_change():
             stream.step(torch.zeros(1, 3, 32, 32))
         with pytest.raises(DataError, match='stream frame'):
             stream.step(torch.zeros(3, 64, 64))
+        with pytest.raises(DataError, match='must be torch.float32'):
+            stream.step(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+        with pytest.raises(DataError, match='must be a torch tensor'):
+            stream.step([[0.0]])
         stream.step(torch.zeros(2, 3, 64, 64))
         with pytest.raises(DataError, match='batch changed from 2 to 1'):
             stream.step(torch.zeros(1, 3, 64, 64))

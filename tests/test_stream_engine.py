@@ -146,14 +146,17 @@ def test_node_publishes_a_result_per_frame_in_stream_mode(causal_checkpoint):
                               stamp=Time(sec=int(stamp), nanosec=int(stamp % 1 * 1e9)))
             probe.publish_image('/st/image', msg)
 
-        def answered() -> bool:  # resent until the recogniser answers (see lifecycle test)
+        node = running.node
+
+        def warmed_up() -> bool:  # resent until the recogniser answers (see lifecycle test)
             nonlocal sent
             publish(sent)
             sent += 1
-            return bool(probe.received('/st/activity/result'))
+            # ... and until both sampling phases (frame stride 2) have started.
+            return (bool(probe.received('/st/activity/result'))
+                    and node.stats()['stream_resets'].get('start', 0) >= 2)
 
-        assert probe.wait_for(answered, 60, interval=0.2)
-        node = running.node
+        assert probe.wait_for(warmed_up, 60, interval=0.2)
         assert node.stats()['inference_mode'] == 'stream'
         # Let the warm-up clips (each phase's first runs whole and traces its step) finish.
         settled = [-1]
@@ -179,7 +182,7 @@ def test_node_publishes_a_result_per_frame_in_stream_mode(causal_checkpoint):
         assert stats['dropped_clips'] == start['dropped_clips']
         # Each paced result ran exactly one new frame.
         assert stats['clips_inferred'] - start['clips_inferred'] == 12
-        assert stats['stream_frames_run'] - start['stream_frames_run'] == 12
+        assert stats['stream_frames_run'] - start['stream_frames_run'] == 12, (start, stats)
         assert all(set(r['latency_ms']) >= {'preprocess', 'model', 'total'} for r in results)
         # A new camera resolution starts the streams over.
         big = np.ascontiguousarray(np.repeat(np.repeat(frames[0], 2, 0), 2, 1))
@@ -192,11 +195,53 @@ def test_node_publishes_a_result_per_frame_in_stream_mode(causal_checkpoint):
             return 'resolution change' in node.stats()['stream_resets']
 
         assert probe.wait_for(restarted, 60, interval=0.1)
-        # Switching to clip mode at run time swaps the engine; stride_seconds and stream
-        # mode together are refused with the reason.
-        assert not running.set(stride_seconds=0.2)[0].successful
+        # Explicit stream mode refuses stride_seconds (stamp-time sampling) with the reason;
+        # auto falls back to clip for it and streams again without it.
+        refused = running.set(stride_seconds=0.2)[0]
+        assert not refused.successful and 'stride_seconds 0' in refused.reason
+        assert running.set(inference_mode='auto')[0].successful
+        assert node.stats()['inference_mode'] == 'stream'
+        assert running.set(stride_seconds=0.2)[0].successful
+        assert node.stats()['inference_mode'] == 'clip'
+        assert running.set(stride_seconds=0.0)[0].successful
+        assert node.stats()['inference_mode'] == 'stream'
         result = running.set(inference_mode='clip')[0]
         assert result.successful and node.stats()['inference_mode'] == 'clip'
     finally:
         probe.close()
         running.close()
+
+
+def test_frames_with_equal_stamps_are_each_run_once(causal_checkpoint):
+    """A camera with coarse or repeated stamps: frames are recognised by identity, so none
+    is skipped and no result is stale."""
+    stream = InferenceEngine(causal_checkpoint, device='cpu', mode='stream')
+    frames = _frames(40, seed=3)
+    stamps = [int(i / 3) / 10 for i in range(40)]  # 0.1 s stamps on a 30 fps camera
+    clips = _clips(frames, stamps)
+    for clip in clips:
+        stream.infer_stream(clip.frame_list, clip.stamps)
+    assert stream.streams.frames_run == 2 * 8 + (len(clips) - 2)
+    # Copies of the frames with one repeated stamp cannot be matched: each clip runs whole.
+    again = InferenceEngine(causal_checkpoint, device='cpu', mode='stream')
+    for clip in clips[:4]:
+        again.infer_stream([f.copy() for f in clip.frame_list], [5.0] * len(clip.stamps))
+    assert again.streams.frames_run == 4 * 8
+
+
+def test_stream_input_errors_are_one_line(causal_checkpoint):
+    stream = InferenceEngine(causal_checkpoint, device='cpu', mode='stream')
+    frames = _frames(8)
+    with pytest.raises(VasError, match='must all have one size'):
+        stream.infer_stream(frames[:7] + [frames[0][:32]], list(range(8)))
+    with pytest.raises(VasError, match='stamps must be numbers'):
+        stream.infer_stream(frames, ['a'] * 8)
+    prediction = stream.infer_stream(np.stack(frames), list(range(8)))  # an array works too
+    assert prediction.label in CLASSES
+    for phases in (0.5, -1, 10**6, True):
+        with pytest.raises(VasError, match='stream phases must be an integer in 1-64'):
+            InferenceEngine(causal_checkpoint, device='cpu', mode='stream',
+                            stream_phases=phases)
+    with pytest.raises(VasError, match="unknown inference path 'bogus'"):
+        InferenceEngine(causal_checkpoint, device='cpu', mode='stream', path='bogus')
+    assert stream.describe()['path'] == 'eager' and stream.describe()['mode'] == 'stream'

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
-PATH_CHOICES = ('eager', 'channels_last', 'bf16', 'compile', 'int8', 'onnxruntime', 'all')
+PATH_CHOICES = ('eager', 'channels_last', 'bf16', 'compile', 'int8', 'onnxruntime', 'auto',
+                'all')
 
 
 def register(subparsers) -> None:
@@ -99,6 +100,8 @@ def run(args) -> int:
         row = {'model': name, 'path': path}
         try:
             runner = prepare_inference(model, spec, path, args.device, threads=threads)
+            if path == 'auto':
+                row['chosen'] = runner.path
             check = {}
             if len(paths) > 1:
                 clips = _check_clips(spec, args.check_clips)

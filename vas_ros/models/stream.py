@@ -107,6 +107,13 @@ class FrameStream:
         self.state: tuple | None = None  # (ring, pasts), made at the first step
         self.frames_seen = 0
 
+    def warm_up(self, batch: int = 1, device='cpu') -> None:
+        """Trace (when `trace`) and run one step now, so the first real frame does not
+        pay for it; the stream is reset afterwards."""
+        with torch.inference_mode():
+            self.step(torch.zeros(batch, *self.shape, device=device))
+        self.reset()
+
     def _initial(self, frame: torch.Tensor) -> tuple:
         batch, dtype, device = frame.shape[0], frame.dtype, frame.device
         ring = torch.zeros(batch, self.window, self.model.classifier.in_features,
@@ -128,6 +135,12 @@ class FrameStream:
 
     def step(self, frame: torch.Tensor) -> torch.Tensor:
         """The logits [B, classes] of the clip that ends with `frame`."""
+        if not isinstance(frame, torch.Tensor):
+            raise DataError(f'stream frame must be a torch tensor, got {type(frame).__name__}')
+        dtype = self.model.classifier.weight.dtype
+        if frame.dtype != dtype:
+            raise DataError(f'stream frame must be {dtype} (normalised, as clip_to_inputs '
+                            f'makes it), got {frame.dtype}')
         if frame.dim() != 4 or tuple(frame.shape[1:]) != self.shape:
             raise DataError(f'stream frame must be [B, {", ".join(map(str, self.shape))}], '
                             f'got {list(frame.shape)}')

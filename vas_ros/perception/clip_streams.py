@@ -3,12 +3,14 @@
 The node's `FrameBuffer` hands out a clip (the last `frames` sampled frames) every `hop`
 camera frames. With a frame stride s the clips interleave s sampling phases (at hop 1,
 clip k and clip k + s share all frames but one). `ClipStreams` keeps one `FrameStream`
-per phase and, for each clip, continues the stream whose newest frame is in the clip:
-only the frames after it are run. A clip that continues no stream resets the least
-recently used one and runs the whole clip, whose result is then exactly the clip
-forward. That happens on the first clip, when time goes back (a looping bag, a restarted
-camera), after a gap in the frames, and when more clips were dropped than a window
-covers; the node also resets on a resolution change and a model swap.
+per phase and, for each clip, continues the stream whose newest frame is in the clip
+(the same frame object, as the buffer hands them out; by stamp only when the clip's
+stamps are distinct and increasing): only the frames after it are run. A clip that
+continues no stream resets the least recently used one and runs the whole clip, whose
+result is then exactly the clip forward. That happens on the first clip, when time goes
+back (a looping bag, a restarted camera), after a gap in the frames, and when more clips
+were dropped than a window covers; the node also resets on a resolution change and a
+model swap.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
+from vas_ros.errors import VasError
 from vas_ros.models.stream import FrameStream, fast_stream_model
 
 # A gap between two sampled frames longer than this many times the clip's usual spacing
@@ -25,10 +28,14 @@ GAP_FACTOR = 3.0
 MIN_GAP_S = 1.0
 
 
+MAX_PHASES = 64
+
+
 @dataclass
 class _Phase:
     stream: FrameStream
     last_stamp: float | None = None
+    last_frame: object = None
     logits: object = None
     used: int = 0
 
@@ -36,11 +43,15 @@ class _Phase:
 class ClipStreams:
     """Up to `phases` stream states over clips given as their frames' stamps."""
 
-    def __init__(self, model, phases: int = 1):
-        if int(phases) < 1:
-            raise ValueError(f'phases must be >= 1, got {phases}')
+    def __init__(self, model, phases: int = 1, device='cpu'):
+        if isinstance(phases, bool) or not isinstance(phases, int) \
+                or not 1 <= phases <= MAX_PHASES:
+            raise VasError(f'stream phases must be an integer in 1-{MAX_PHASES} (the '
+                           f'model\'s frame stride), got {phases!r}')
         prepared = fast_stream_model(model)  # one copy, shared by every phase
         self.phases = [_Phase(FrameStream(prepared, trace=True)) for _ in range(int(phases))]
+        for phase in self.phases:  # trace now, not on the first camera frame
+            phase.stream.warm_up(device=device)
         self.resets: Counter = Counter()  # why streams restarted
         self.frames_run = 0
         self._clock = 0
@@ -49,23 +60,29 @@ class ClipStreams:
         """Forget every stream (a resolution change, a model swap); `reason` is counted."""
         for phase in self.phases:
             phase.stream.reset()
-            phase.last_stamp, phase.logits = None, None
+            phase.last_stamp, phase.logits, phase.last_frame = None, None, None
         if reason:
             self.resets[reason] += 1
 
-    def plan(self, stamps: list[float]) -> tuple[int, int]:
-        """(phase, index of the first frame to run) for a clip with these frame stamps."""
+    def plan(self, stamps: list[float], frames: list | None = None) -> tuple[int, int]:
+        """(phase, index of the first frame to run) for a clip with these frame stamps
+        (and frames: a frame a stream ran last is recognised by identity)."""
         self._clock += 1
-        stamps = [float(s) for s in stamps]
+        try:
+            stamps = [float(s) for s in stamps]
+        except (TypeError, ValueError):
+            raise VasError(f'stream clip stamps must be numbers, got {list(stamps)!r:.80}') \
+                from None
+        distinct = all(b > a for a, b in zip(stamps, stamps[1:]))
         spacing = [b - a for a, b in zip(stamps, stamps[1:])]
         gap = max(MIN_GAP_S, GAP_FACTOR * statistics.median(spacing)) if spacing else MIN_GAP_S
         latest = max((p.last_stamp for p in self.phases if p.last_stamp is not None),
                      default=None)
         reason = ''
         for i, phase in enumerate(self.phases):
-            if phase.last_stamp is None or phase.last_stamp not in stamps:
+            j = self._position(phase, stamps, frames, distinct)
+            if j is None:
                 continue
-            j = len(stamps) - 1 - stamps[::-1].index(phase.last_stamp)
             if j + 1 < len(stamps) and stamps[j + 1] - stamps[j] > gap:
                 reason = 'frames stopped'
                 break
@@ -84,13 +101,29 @@ class ClipStreams:
         self.resets[reason] += 1
         return i, 0
 
+    @staticmethod
+    def _position(phase: _Phase, stamps: list[float], frames, distinct: bool) -> int | None:
+        """Where in the clip the phase's last frame is, or None."""
+        if phase.last_stamp is None:
+            return None
+        if frames is not None and phase.last_frame is not None:
+            for j in range(len(frames) - 1, -1, -1):
+                if frames[j] is phase.last_frame:
+                    return j
+        if distinct and phase.last_stamp in stamps:  # equal stamps would be ambiguous
+            return stamps.index(phase.last_stamp)
+        return None
+
     def stream(self, phase: int) -> FrameStream:
         return self.phases[phase].stream
 
-    def advance(self, phase: int, stamp: float, logits, frames: int) -> None:
-        """Record that `phase` ran `frames` frames up to `stamp`, giving `logits`."""
+    def advance(self, phase: int, stamp: float, logits, frames: int,
+                last_frame=None) -> None:
+        """Record that `phase` ran `frames` frames up to `stamp` (the frame object
+        `last_frame`), giving `logits`."""
         entry = self.phases[phase]
         entry.last_stamp, entry.logits = float(stamp), logits
+        entry.last_frame = last_frame
         self.frames_run += int(frames)
 
     def last_logits(self, phase: int):

@@ -111,14 +111,21 @@ class InferenceEngine:
         if flow_method:
             self.set_flow_method(flow_method)
         self.path = path or 'eager'
-        self._forward = self._prepare(self.path)
         self.mode = self._choose_mode(mode)
+        # A stream runs its own prepared copy (vas_ros.models.stream), so only clip mode
+        # prepares a path (auto measures them: seconds, cached after the first time).
+        self._forward = self._prepare(self.path) if self.mode == 'clip' else self.model
+        if self.mode == 'clip' and self.path == 'auto':
+            self.path = getattr(self._forward, 'path', self.path)
+        elif self.mode == 'stream':
+            self.path = 'eager'  # the stream's own preparation (traced, BN folded)
         self.streams = None
         if self.mode == 'stream':
             from vas_ros.perception.clip_streams import ClipStreams
 
             # One stream per sampling phase: with frame stride s, clips interleave s phases.
-            self.streams = ClipStreams(self.model, stream_phases or self.spec.frame_stride)
+            self.streams = ClipStreams(self.model, stream_phases or self.spec.frame_stride,
+                                       device=self.device)
 
     def _choose_mode(self, mode: str) -> str:
         """'clip' or 'stream' for the requested mode ('auto': stream when the model can)."""
@@ -129,8 +136,13 @@ class InferenceEngine:
                            f'{", ".join(INFERENCE_MODES)}')
         if mode == 'clip':
             return 'clip'
+        from vas_ros.models.inference import PATHS
+
+        if self.path not in (*PATHS, 'auto'):
+            raise VasError(f'unknown inference path {self.path!r}; choose from '
+                           f'{list(PATHS)} or auto')
         reason = stream_refusal(self.model)
-        if reason is None and self.path != 'eager':
+        if reason is None and self.path not in ('eager', 'auto'):
             reason = (f'inference_path {self.path!r} prepares whole clips; stream mode runs '
                       f'eager')
         if reason is None:
@@ -217,11 +229,16 @@ class InferenceEngine:
 
         if self.streams is None:
             raise VasError('infer_stream needs an engine made with mode stream')
-        if len(frames) != len(stamps) or not len(frames):
+        frames, stamps = list(frames), list(stamps)
+        if len(frames) != len(stamps) or not frames:
             raise VasError(f'a stream clip needs one stamp per frame, got {len(frames)} '
                            f'frames and {len(stamps)} stamps')
+        shapes = {getattr(f, 'shape', None) for f in frames}
+        if len(shapes) != 1:
+            raise VasError(f'a stream clip\'s frames must all have one size, got '
+                           f'{sorted(map(str, shapes))}')
         total_start = time.perf_counter()
-        phase, first = self.streams.plan(stamps)
+        phase, first = self.streams.plan(stamps, frames)
         new = frames[first:]
         timings = {'preprocess': 0.0, 'flow': 0.0, 'model': 0.0}
         logits = self.streams.last_logits(phase)
@@ -236,7 +253,7 @@ class InferenceEngine:
                 if self.device.startswith('cuda'):
                     torch.cuda.synchronize()
             timings['model'] = (time.perf_counter() - start) * 1e3
-            self.streams.advance(phase, stamps[-1], logits, len(new))
+            self.streams.advance(phase, stamps[-1], logits, len(new), frames[-1])
         probs = torch.softmax(logits.float() / self.temperature, dim=-1)[0]
         k = max(1, min(int(top_k), len(self.classes)))
         scores, indices = torch.topk(probs.cpu(), k)

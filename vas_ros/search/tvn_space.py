@@ -10,8 +10,8 @@ so a CPU search stays small: `max_filters`, `min_filters`, `sizes` ([min, max] p
 `size_step`, `frames` ([min, max]), `frame_strides` ([min, max]), `blocks` ([min, max]),
 `max_expand`, `max_repeats`, `max_kernel`, `streams` (input streams to draw from: `rgb`,
 `flow`; default both, so the search weighs what flow adds against what it costs),
-`causal` (true: every genome is causal; with `max_temporal_stride=1` every one streams
-frame by frame, see `vas_ros.models.stream`).
+`causal` (true: every genome is causal; with `max_temporal_stride=1` and
+`streams=["rgb"]` every one streams frame by frame, see `vas_ros.models.stream`).
 
 Mutation picks one edit uniformly: change one field of one block, add a block, remove a
 block, or change frames / size / frame stride / input stream. Every genome returned has
