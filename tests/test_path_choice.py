@@ -39,10 +39,11 @@ def test_auto_picks_the_fastest_agreeing_path_never_slower_than_eager(tiny, tmp_
 def test_the_auto_runner_agrees_with_eager(tiny, tmp_path, monkeypatch):
     from vas_ros.models.inference import prepare_inference
     from vas_ros.models.introspect import example_inputs
+    from vas_ros.models.path_choice import prepare_path
 
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
     model, spec = tiny
-    auto = prepare_inference(model, spec, 'auto', 'cpu', threads=1)
+    auto = prepare_path(model, spec, 'auto', 'cpu', threads=1)
     assert auto.path in ('eager', 'channels_last', 'bf16', 'onnxruntime')
     assert auto.choice.medians_ms
     clips = example_inputs(spec, batch=4)

@@ -78,8 +78,9 @@ def run(args) -> int:
 
     from vas_ros.commands._checks import at_least
     from vas_ros.errors import VasError
-    from vas_ros.models.inference import compare_logits, prepare_inference
+    from vas_ros.models.inference import compare_logits
     from vas_ros.models.introspect import count_macs, count_params
+    from vas_ros.models.path_choice import prepare_path
     from vas_ros.search.latency import measure_flow_latency, measure_latency
     from vas_ros.training.devices import thread_count
 
@@ -99,7 +100,7 @@ def run(args) -> int:
         bar.set_postfix_str(f'{name} {path}')
         row = {'model': name, 'path': path}
         try:
-            runner = prepare_inference(model, spec, path, args.device, threads=threads)
+            runner = prepare_path(model, spec, path, args.device, threads=threads)
             if path == 'auto':
                 row['chosen'] = runner.path
             check = {}

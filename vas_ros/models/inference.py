@@ -11,8 +11,8 @@
 - `compile`: `torch.compile` (Inductor) with freezing, so weights are constants and
   conv+BN+ReLU are fused; the first call compiles (tens of seconds on a small CPU).
 - `onnxruntime`: exported to ONNX and run by ONNX Runtime's CPU provider (fp32).
-- `auto`: the fastest of the above that agrees with eager, measured on this machine and
-  cached (`path_choice.py`).
+- `auto` (`path_choice.prepare_path`, which takes every path above too): the fastest
+  of them that agrees with eager, measured on this machine and cached.
 - `int8`: the ONNX graph statically quantised by ONNX Runtime (QDQ, per-channel int8
   weights, uint8 activations calibrated on a few clips), fast on CPUs with VNNI. Pass
   real `calibration` clips for best accuracy; random clips are used otherwise.
@@ -133,18 +133,9 @@ def prepare_inference(model, spec: InputSpec, path: str = 'eager', device: str =
     """
     import torch
 
-    if path == 'auto':
-        from vas_ros.models.path_choice import choose_path
-
-        choice = choose_path(model, spec, str(device), threads=threads)
-        runner = prepare_inference(model, spec, choice.path, device, threads=threads,
-                                   calibration=calibration)
-        runner.note = f'auto: {choice.path} ' + ('(cached)' if choice.cached else
-                                                  f'(medians ms {choice.medians_ms})')
-        runner.choice = choice
-        return runner
     if path not in PATHS:
-        raise VasError(f'unknown inference path {path!r}; choose from {list(PATHS)} or auto')
+        hint = ' (auto: vas_ros.models.path_choice.prepare_path)' if path == 'auto' else ''
+        raise VasError(f'unknown inference path {path!r}; choose from {list(PATHS)}{hint}')
     device = str(device)
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise VasError(f'device {device!r} requested but CUDA is not available here')

@@ -113,6 +113,24 @@ def _agrees(reference, candidate) -> bool:
     return same_top1 and float((reference - candidate).abs().max()) <= AGREEMENT_TOLERANCE * scale
 
 
+def prepare_path(model, spec, path: str = 'eager', device: str = 'cpu', *,
+                 threads: int | None = None, calibration=None):
+    """`prepare_inference` that also takes `auto`: the runner of the chosen path, with the
+    choice in `runner.choice` and `runner.note`."""
+    from vas_ros.models.inference import prepare_inference
+
+    if path != 'auto':
+        return prepare_inference(model, spec, path, device, threads=threads,
+                                 calibration=calibration)
+    choice = choose_path(model, spec, str(device), threads=threads)
+    runner = prepare_inference(model, spec, choice.path, device, threads=threads,
+                               calibration=calibration)
+    runner.note = f'auto: {choice.path} ' + ('(cached)' if choice.cached else
+                                              f'(medians ms {choice.medians_ms})')
+    runner.choice = choice
+    return runner
+
+
 def choose_path(model, spec, device: str = 'cpu', *, threads: int | None = None,
                 candidates=AUTO_CANDIDATES, rounds: int = 12, cache: Path | None = None,
                 use_cache: bool = True) -> PathChoice:

@@ -169,11 +169,11 @@ class InferenceEngine:
         if path == 'eager':
             return self.model
         try:
-            from vas_ros.models.inference import prepare_inference
+            from vas_ros.models.path_choice import prepare_path
         except ImportError:
             raise VasError(f'inference path {path!r} needs vas_ros.models.inference, '
                            f'which is not installed; use eager') from None
-        return prepare_inference(self.model, self.spec, path=path, device=self.device)
+        return prepare_path(self.model, self.spec, path=path, device=self.device)
 
     def preprocess(self, frames: np.ndarray) -> tuple[list, dict[str, float]]:
         """uint8 clip -> model inputs (batch of one, on the device) and stage timings."""
