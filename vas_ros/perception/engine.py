@@ -96,7 +96,7 @@ class InferenceEngine:
             torch.set_num_threads(int(num_threads))
         # Denormal floats (trained weights make them) take a slow CPU path: flushing them
         # to zero made tvn_tiny's clip 1.4x and a stream step 1.5x faster on a Xeon
-        # (bench/stream_node.md), at no cost in top-1. Process-wide, as the node is.
+        # (docs/tvn.md, stream mode), at no cost in top-1. Process-wide, as the node is.
         torch.set_flush_denormal(True)
         self.checkpoint_path = resolve_model_path(model)
         self.model_ref = str(model)
