@@ -36,6 +36,8 @@ class PathChoice:
     medians_ms: dict[str, float] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)  # path -> why it was not a candidate
     cached: bool = False
+    # The chosen path's prepared runner when it was measured (None from the cache).
+    runner: object = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {'path': self.path, 'medians_ms': self.medians_ms, 'refused': self.refused,
@@ -108,9 +110,11 @@ def _valid_entry(entry, candidates) -> dict | None:
 
 
 def _agrees(reference, candidate) -> bool:
-    scale = float(reference.abs().max()) or 1.0
-    same_top1 = bool((reference.argmax(-1) == candidate.argmax(-1)).all())
-    return same_top1 and float((reference - candidate).abs().max()) <= AGREEMENT_TOLERANCE * scale
+    from vas_ros.models.inference import compare_logits
+
+    check = compare_logits(reference, candidate)
+    return (check['finite'] and check['top1_agree'] == 1.0
+            and check['rel_diff'] <= AGREEMENT_TOLERANCE)
 
 
 def prepare_path(model, spec, path: str = 'eager', device: str = 'cpu', *,
@@ -123,8 +127,8 @@ def prepare_path(model, spec, path: str = 'eager', device: str = 'cpu', *,
         return prepare_inference(model, spec, path, device, threads=threads,
                                  calibration=calibration)
     choice = choose_path(model, spec, str(device), threads=threads)
-    runner = prepare_inference(model, spec, choice.path, device, threads=threads,
-                               calibration=calibration)
+    runner = choice.runner or prepare_inference(model, spec, choice.path, device,
+                                                threads=threads, calibration=calibration)
     runner.note = f'auto: {choice.path} ' + ('(cached)' if choice.cached else
                                               f'(medians ms {choice.medians_ms})')
     runner.choice = choice
@@ -191,7 +195,8 @@ def choose_path(model, spec, device: str = 'cpu', *, threads: int | None = None,
             times[path].append((time.perf_counter() - start) * 1e3)
     medians = {path: round(statistics.median(v), 4) for path, v in times.items()}
     best = min(medians, key=medians.get)
-    choice = PathChoice(best if best in candidates else 'eager', medians, refused)
+    chosen = best if best in candidates else 'eager'
+    choice = PathChoice(chosen, medians, refused, runner=runners[chosen])
     if use_cache:
         _write_cache(cache, key, choice)
     return choice

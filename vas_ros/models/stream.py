@@ -84,10 +84,10 @@ class FrameStream:
     `frames` feature vectors. Give it `fast_stream_model(model)` to run faster; several
     streams can share one model. `trace=True` traces the step once per batch size
     (TorchScript, frozen) and runs it without Python between the ops, the larger saving
-    for a model this small.
+    for a model this small; streams of one model can share their traces (`traces`).
     """
 
-    def __init__(self, model: nn.Module, trace: bool = False):
+    def __init__(self, model: nn.Module, trace: bool = False, traces: dict | None = None):
         reason = stream_refusal(model)
         if reason is not None:
             raise DataError(f'stream mode: {reason}')
@@ -99,7 +99,7 @@ class FrameStream:
         self.shape = (model.in_channels, model.size, model.size)
         self.trace = bool(trace)
         self._step = _Step(model, self.layers, self.window)
-        self._traced: dict = {}
+        self.traces: dict = {} if traces is None else traces  # batch size -> traced step
         self.reset()
 
     def reset(self) -> None:
@@ -111,7 +111,8 @@ class FrameStream:
         """Trace (when `trace`) and run one step now, so the first real frame does not
         pay for it; the stream is reset afterwards."""
         with torch.inference_mode():
-            self.step(torch.zeros(batch, *self.shape, device=device))
+            self.step(torch.zeros(batch, *self.shape, device=device,
+                                  dtype=self.model.classifier.weight.dtype))
         self.reset()
 
     def _initial(self, frame: torch.Tensor) -> tuple:
@@ -124,14 +125,14 @@ class FrameStream:
         if not self.trace:
             return self._step
         batch = inputs[0].shape[0]
-        if batch not in self._traced:
+        if batch not in self.traces:
             import warnings
 
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')  # TracerWarnings about constant shapes
                 traced = torch.jit.trace(self._step, inputs, check_trace=False)
-                self._traced[batch] = torch.jit.freeze(traced.eval())
-        return self._traced[batch]
+                self.traces[batch] = torch.jit.freeze(traced.eval())
+        return self.traces[batch]
 
     def step(self, frame: torch.Tensor) -> torch.Tensor:
         """The logits [B, classes] of the clip that ends with `frame`."""

@@ -82,6 +82,9 @@ RANGES = {'hop_frames': (1, 10_000), 'top_k': (1, 1000), 'score_threshold': (0.0
           'diagnostics_period': (0.01, 3600.0)}
 
 
+STREAM_NEEDS_COUNTED_FRAMES = ('inference_mode stream samples frames by count '
+                               '(frame_stride); set stride_seconds 0 or use inference_mode '
+                               'clip')
 ENGINE_PARAMS = ('model', 'device', 'inference_path', 'num_threads', 'inference_mode')
 
 
@@ -266,8 +269,7 @@ class ActivityNode(LifecycleNode):
         mode = value['inference_mode']
         if float(value['stride_seconds']) > 0:  # stream phases follow frame counts
             if mode == 'stream':
-                raise VasError('inference_mode stream samples frames by count '
-                               '(frame_stride); set stride_seconds 0 or use inference_mode clip')
+                raise VasError(STREAM_NEEDS_COUNTED_FRAMES)
             mode = 'clip'
         return InferenceEngine(value['model'], device=value['device'],
                                num_threads=value['num_threads'], path=value['inference_path'],
@@ -343,8 +345,7 @@ class ActivityNode(LifecycleNode):
                     f'{changes["inference_mode"]!r}')
         if changes.get('inference_mode') == 'stream' and float(
                 changes.get('stride_seconds', 0.0)) > 0:
-            return ('inference_mode stream samples frames by count (frame_stride); '
-                    'set stride_seconds 0 or use inference_mode clip')
+            return STREAM_NEEDS_COUNTED_FRAMES
         if 'num_threads' in changes and int(changes['num_threads']) < 0:
             return f'num_threads must be >= 0, got {changes["num_threads"]}'
         for name, value in changes.items():

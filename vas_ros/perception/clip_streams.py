@@ -39,6 +39,11 @@ class _Phase:
     logits: object = None
     used: int = 0
 
+    def clear(self) -> None:
+        """Start this phase's stream over: nothing seen, nothing to continue."""
+        self.stream.reset()
+        self.last_stamp, self.logits, self.last_frame = None, None, None
+
 
 class ClipStreams:
     """Up to `phases` stream states over clips given as their frames' stamps."""
@@ -48,10 +53,10 @@ class ClipStreams:
                 or not 1 <= phases <= MAX_PHASES:
             raise VasError(f'stream phases must be an integer in 1-{MAX_PHASES} (the '
                            f'model\'s frame stride), got {phases!r}')
-        prepared = fast_stream_model(model)  # one copy, shared by every phase
-        self.phases = [_Phase(FrameStream(prepared, trace=True)) for _ in range(int(phases))]
-        for phase in self.phases:  # trace now, not on the first camera frame
-            phase.stream.warm_up(device=device)
+        prepared, traces = fast_stream_model(model), {}  # shared by every phase
+        self.phases = [_Phase(FrameStream(prepared, trace=True, traces=traces))
+                       for _ in range(phases)]
+        self.phases[0].stream.warm_up(device=device)  # trace now, not on a camera frame
         self.resets: Counter = Counter()  # why streams restarted
         self.frames_run = 0
         self._clock = 0
@@ -59,8 +64,7 @@ class ClipStreams:
     def reset(self, reason: str = '') -> None:
         """Forget every stream (a resolution change, a model swap); `reason` is counted."""
         for phase in self.phases:
-            phase.stream.reset()
-            phase.last_stamp, phase.logits, phase.last_frame = None, None, None
+            phase.clear()
         if reason:
             self.resets[reason] += 1
 
@@ -73,8 +77,8 @@ class ClipStreams:
         except (TypeError, ValueError):
             raise VasError(f'stream clip stamps must be numbers, got {list(stamps)!r:.80}') \
                 from None
-        distinct = all(b > a for a, b in zip(stamps, stamps[1:]))
         spacing = [b - a for a, b in zip(stamps, stamps[1:])]
+        distinct = all(step > 0 for step in spacing)
         gap = max(MIN_GAP_S, GAP_FACTOR * statistics.median(spacing)) if spacing else MIN_GAP_S
         latest = max((p.last_stamp for p in self.phases if p.last_stamp is not None),
                      default=None)
@@ -96,8 +100,8 @@ class ClipStreams:
             reason = 'frames stopped'
         else:
             reason = 'start' if phase.last_stamp is None else 'missed frames'
-        phase.stream.reset()
-        phase.last_stamp, phase.logits, phase.used = None, None, self._clock
+        phase.clear()
+        phase.used = self._clock
         self.resets[reason] += 1
         return i, 0
 

@@ -207,10 +207,16 @@ class InferenceEngine:
         start = time.perf_counter()
         with torch.inference_mode():
             logits = self._forward(*inputs)
-            probs = torch.softmax(logits.float() / self.temperature, dim=-1)[0]
             if self.device.startswith('cuda'):
                 torch.cuda.synchronize()
         timings['model'] = (time.perf_counter() - start) * 1e3
+        return self._prediction(logits, top_k, timings, total_start)
+
+    def _prediction(self, logits, top_k: int, timings: dict, total_start: float) -> Prediction:
+        """Calibrated softmax of a batch-of-one's logits -> the top-k Prediction."""
+        import torch
+
+        probs = torch.softmax(logits.float() / self.temperature, dim=-1)[0]
         k = max(1, min(int(top_k), len(self.classes)))
         scores, indices = torch.topk(probs.cpu(), k)
         ranked = [(self.classes[int(i)], float(s)) for s, i in zip(scores, indices)]
@@ -254,13 +260,7 @@ class InferenceEngine:
                     torch.cuda.synchronize()
             timings['model'] = (time.perf_counter() - start) * 1e3
             self.streams.advance(phase, stamps[-1], logits, len(new), frames[-1])
-        probs = torch.softmax(logits.float() / self.temperature, dim=-1)[0]
-        k = max(1, min(int(top_k), len(self.classes)))
-        scores, indices = torch.topk(probs.cpu(), k)
-        ranked = [(self.classes[int(i)], float(s)) for s, i in zip(scores, indices)]
-        timings['total'] = (time.perf_counter() - total_start) * 1e3
-        return Prediction(label=ranked[0][0], score=ranked[0][1], top_k=ranked,
-                          latency_ms=timings)
+        return self._prediction(logits, top_k, timings, total_start)
 
     def describe(self) -> dict:
         return {'model': self.name, 'checkpoint': str(self.checkpoint_path),
