@@ -158,6 +158,8 @@ def main() -> int:
                    help='hardware-awareness searches pick their winner on proxy fitness and '
                         'train it 24 steps: their architecture and latency are what they '
                         'are for, not their accuracy')
+    p.add_argument('--extra-name', default='search_budget_extra',
+                   help='file name (no suffix) of the --extra-only report under --out')
     p.add_argument('--extra-only', type=Path, default=None, metavar='REPORT',
                    help='skip the main searches: run only the hardware pair and frame2d at '
                         'the input size of each evolution winner in REPORT (an earlier '
@@ -245,6 +247,7 @@ def hardware_pair(args, data: Path, work: Path) -> dict:
             'genome': summary['best']['genome'],
             'searched_latency_ms': summary['best']['latency_ms'],
             'counts': summary['counts'],
+            'confirmation': summary.get('latency_confirmation'),
             'latency_ms': {f'{t}_thread{"s" if t > 1 else ""}': latency_ms([ckpt], t)[ckpt]
                            for t in (1, 2)}}
     pair['same_architecture'] = pair['threads_1']['genome'] == pair['threads_2']['genome']
@@ -262,7 +265,7 @@ def extra_only(args, data: Path, work: Path) -> int:
     earlier = json.loads(args.extra_only.read_text())
     hardware = None if args.skip_hardware else hardware_pair(args, data, work)
     rows = []
-    for row in earlier['rows']:
+    for row in [] if args.skip_frame2d else earlier['rows']:
         if row.get('kind') != 'evolution':
             continue
         name = f'frame2d_evolution_s{row["seed"]}'
@@ -284,17 +287,23 @@ def extra_only(args, data: Path, work: Path) -> int:
     (work / 'report_extra.json').write_text(json.dumps(report, indent=2, default=str))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / 'search_budget_extra.json').write_text(
+        (args.out / f'{args.extra_name}.json').write_text(
             json.dumps(report, indent=2, default=str))
         lines = [f'# Hardware pair and frame2d baselines ({report["cpu"]})', '']
         if hardware:
-            lines += ['| search timed with | winner latency 1 thread | 2 threads | searched |',
-                      '|---|---|---|---|']
+            lines += ['| search timed with | winner (frames, size, stream, filters) | '
+                      'winner latency 1 thread | 2 threads | searched | confirmed |',
+                      '|---|---|---|---|---|---|']
             for key in ('threads_1', 'threads_2'):
-                h = hardware[key]
-                lines.append(f'| {key[-1]} thread(s) | {h["latency_ms"]["1_thread"]:.2f} | '
+                h, g = hardware[key], hardware[key]['genome']
+                tried = (h.get('confirmation') or {}).get('tried') or []
+                confirmed = ', '.join(f'{t["confirmed_ms"]:.2f}' for t in tried) or '-'
+                lines.append(f'| {key[-1]} thread(s) | {g["frames"]}, {g["size"]}, '
+                             f'{g.get("stream", "rgb")}, '
+                             f'{"/".join(str(b["filters"]) for b in g["blocks"])} | '
+                             f'{h["latency_ms"]["1_thread"]:.2f} | '
                              f'{h["latency_ms"]["2_threads"]:.2f} | '
-                             f'{h["searched_latency_ms"]:.2f} |')
+                             f'{h["searched_latency_ms"]:.2f} | {confirmed} |')
             lines += ['', f'same architecture: {hardware["same_architecture"]}; each meets '
                       f'its own budget: {hardware["each_meets_own_budget"]}', '']
         if rows:
@@ -305,7 +314,7 @@ def extra_only(args, data: Path, work: Path) -> int:
                 lines.append(f'| {r["model"]} | {i["frames"]}, {i["size"]}, '
                              f'{i["frame_stride"]} | {r["test_top1"]:.3f} | '
                              f'{r["latency_ms_1_thread"]:.2f} | {r["searched_test_top1"]:.3f} |')
-        (args.out / 'search_budget_extra.md').write_text('\n'.join(lines) + '\n')
+        (args.out / f'{args.extra_name}.md').write_text('\n'.join(lines) + '\n')
     log(f'report: {work / "report_extra.json"}')
     return 0
 

@@ -488,3 +488,58 @@ def test_weights_are_kept_only_where_they_can_still_be_used(tmp_path):
     # population 4-6, the promotion set (0, 5, 4) plus one (3), never the rest
     assert kept == ['0', '3', '4', '5', '6', 'notes']
     _prune_weights(tmp_path / 'missing', engine, 1 / 3)  # no folder yet: nothing to do
+
+
+# ------------------------------------------------------------------ latency confirmation
+def _tiny_tvn_genome() -> dict:
+    from vas_ros.models.factory import resolve_arch
+
+    genome = resolve_arch('tvn_tiny').genome.to_dict()
+    genome.update(size=32)
+    for block in genome['blocks']:
+        block.update(filters=8, repeats=1, expand=1)
+    return genome
+
+
+def test_a_winner_that_misses_its_budget_when_re_measured_gives_way(tmp_path):
+    """The winner's curse: a candidate accepted on a lucky-low median (recorded here as
+    1 ms) is timed again before final training, and the next finalist that really fits
+    wins instead. Confirmations are stored, so a resume does not measure them again."""
+    from vas_ros.models.factory import resolve_arch
+    from vas_ros.search.runner import _confirm_latency, finalists
+
+    big = resolve_arch('tvn_tiny').genome.to_dict() | {'size': 160}
+    small = _tiny_tvn_genome()
+    probe = LatencyConstraint('tvn', 1.0, 8, threads=1, repeats=3)
+    big_ms, small_ms = probe.confirm(big), probe.confirm(small)
+    assert big_ms > 3 * small_ms, (big_ms, small_ms)  # over 20x on a 2-core Xeon
+    budget = (big_ms * small_ms) ** 0.5
+    settings = SearchSettings(family='tvn', data='d', budget_ms=budget, store='s', out='o',
+                              latency_repeats=3)
+    latency = LatencyConstraint('tvn', budget, 8, threads=1, repeats=3)
+    progress = SimpleNamespace(messages=[])
+    progress.emit = lambda state, message='', **_: progress.messages.append(message)
+    with SearchStore.open(tmp_path / 'confirm.db', HEADER) as store:
+        for i, (genome, acc, long) in enumerate([(big, 0.9, 0.8), (small, 0.7, 0.6),
+                                                 (small, 0.2, None)]):
+            store.insert(CandidateRecord(
+                id=i, parent_id=None, origin='random', genome=genome, genome_hash=str(i),
+                status='done', accuracy=acc, accuracy_long=long, latency_ms=1.0))
+        assert [r.id for r in finalists(store.candidates())] == [0, 1, 2]
+        winner, report = _confirm_latency(settings, store, latency, store.get(0), progress)
+        assert winner.id == 1 and report['replaced'] and report['met_budget']
+        assert [t['id'] for t in report['tried']] == [0, 1]
+        first = store.get(0)
+        assert first.latency_confirmed_ms > budget >= store.get(1).latency_confirmed_ms
+        assert store.get(2).latency_confirmed_ms is None  # not needed, not measured
+        stamps = {r.id: r.updated_at for r in store.candidates()}
+        again, _ = _confirm_latency(settings, store, latency, store.get(0), progress)
+        assert again.id == 1 and {r.id: r.updated_at for r in store.candidates()} == stamps
+        assert sum('re-measuring' in m for m in progress.messages) == 2
+
+        # Nothing fits: the best stays the winner and the report says it missed.
+        strict = SearchSettings(family='tvn', data='d', budget_ms=small_ms / 100, store='s',
+                                out='o')
+        kept, missed = _confirm_latency(strict, store, latency, store.get(0), progress)
+        assert kept.id == 0 and not missed['met_budget'] and not missed['replaced']
+        assert len(missed['tried']) == 3 and 'no finalist of 3' in progress.messages[-1]

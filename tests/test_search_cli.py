@@ -111,6 +111,12 @@ def test_search_killed_with_sigkill_resumes_without_losing_or_repeating_work(
     assert {r.id for r in promoted} == {r.id for r in sorted(
         done, key=lambda r: (-r.accuracy, r.latency_ms, r.id))[:2]}
     assert best['long_accuracy'] == max(r.accuracy_long for r in promoted)
+    # The winner was timed again before its final training, and fits (2 s budget).
+    confirmation = summary['latency_confirmation']
+    assert confirmation['met_budget'] and not confirmation['replaced']
+    assert confirmation['tried'] == [{'id': best['id'], 'latency_ms': best['latency_ms'],
+                                      'confirmed_ms': best['latency_confirmed_ms']}]
+    assert 0 < best['latency_confirmed_ms'] <= 2000
     assert 0.0 <= summary['final_training']['val_top1'] <= 1.0
     lines = (out / 'candidates.csv').read_text().splitlines()
     assert lines[0].startswith('id,parent_id,origin,status') and len(lines) == len(after) + 1

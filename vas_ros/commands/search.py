@@ -111,6 +111,10 @@ def _add_arguments(p) -> None:
     p.add_argument('--promote-steps', type=int, default=None,
                    help='steps of that longer training (default 2x --proxy-steps; 0: pick '
                         'the winner on proxy fitness alone)')
+    p.add_argument('--no-confirm-latency', action='store_false', dest='confirm_latency',
+                   help='train the winner without timing it again (by default it is '
+                        're-measured and replaced by the next finalist that fits if it '
+                        'now misses the budget)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -160,7 +164,8 @@ def run(args) -> int:
         progress_jsonl=args.progress_jsonl, cache_dir=args.cache_dir,
         progress=not args.quiet, strategy=args.strategy, max_memory_mb=args.max_memory_mb,
         screen=args.screen, inherit=args.inherit, promote_fraction=args.promote_fraction,
-        promote_steps=args.promote_steps, promote_max=args.promote_max)
+        promote_steps=args.promote_steps, promote_max=args.promote_max,
+        confirm_latency=args.confirm_latency)
     stop = {'signal': None}
 
     def request_stop(signum, _frame):
@@ -181,7 +186,15 @@ def run(args) -> int:
         return EXIT_CANCELLED
     best = report.summary['best']
     final = report.summary['final_training'] or {}
+    confirmed = best.get('latency_confirmed_ms')
+    timing = (f'{best["latency_ms"]:.1f} ms' if confirmed is None else
+              f'{best["latency_ms"]:.1f} ms, {confirmed:.1f} ms re-measured')
+    missed = (report.summary.get('latency_confirmation') or {}).get('met_budget') is False
     print(f'search {report.state}: best candidate {best["id"]} '
-          f'({best["latency_ms"]:.1f} ms, proxy top-1 {best["proxy_accuracy"]:.3f}, final '
+          f'({timing}, proxy top-1 {best["proxy_accuracy"]:.3f}, final '
           f'val top-1 {final.get("val_top1", float("nan")):.3f}) -> {report.out}')
+    if missed:
+        print(f'vas-ros search: warning: no finalist met the {settings.budget_ms:g} ms budget '
+              f'when re-measured; the machine may be busier than during the search',
+              file=sys.stderr)
     return 0

@@ -30,7 +30,7 @@ IDENTITY_KEYS = ('family', 'data', 'budget_ms', 'seed', 'config')
 # Columns added after version 1 stores existed: in the schema, and added to older stores
 # when they are opened (all nullable).
 _ADDED_COLUMNS = {'memory_mb': 'REAL', 'predicted_ms': 'REAL', 'inherited': 'REAL',
-                  'accuracy_long': 'REAL'}
+                  'accuracy_long': 'REAL', 'latency_confirmed_ms': 'REAL'}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS candidates (
@@ -65,7 +65,8 @@ class CandidateRecord:
     'seed', 'random' or 'mutation'; `next_genome` is what mutations of this candidate
     start from when the space's `after_training` changed it. `accuracy` is the proxy
     fitness; `accuracy_long` the fitness after the longer training that the best of the
-    search get before the winner is chosen (multi-fidelity).
+    search get before the winner is chosen (multi-fidelity). `latency_confirmed_ms` is a
+    second, longer latency measurement of a finalist, taken after the search.
     """
 
     id: int
@@ -88,6 +89,7 @@ class CandidateRecord:
     predicted_ms: float | None = None  # the latency model's prediction when proposed
     inherited: float | None = None  # share of parameters copied from the parent
     accuracy_long: float | None = None  # after the longer training of the promoted ones
+    latency_confirmed_ms: float | None = None  # re-measured before it may win
     created_at: float = 0.0
     updated_at: float = 0.0
 
