@@ -334,19 +334,13 @@ class LatencyConstraint:
         import torch
 
         from vas_ros.models.registry import ModelArch
-        from vas_ros.search.latency import measure_flow_latency, measure_latency
+        from vas_ros.search.latency import measure_latency
 
         arch = ModelArch(self.family, genome, 'candidate')
         spec = arch.input_spec()
         cost = self.footprints(genome)
         model = arch.build(self.num_classes).eval()
-        # A model with a flow stream costs its optical flow too: the robot computes it
-        # per clip before the forward pass, so it counts against the budget.
-        flow_ms = 0.0
-        if spec.needs_flow:
-            flow = measure_flow_latency(spec, threads=self.kwargs['threads'],
-                                        repeats=max(1, min(self.repeats, 5)))
-            flow_ms = flow.median_ms
+        flow_ms = self._flow_ms(spec, repeats=max(1, min(self.repeats, 5)))
         plus = f' + {flow_ms:.1f} ms flow' if flow_ms else ''
         with torch.no_grad():
             screen = measure_latency(model, spec, warmup=1, repeats=1, **self.kwargs)
@@ -377,20 +371,30 @@ class LatencyConstraint:
         import torch
 
         from vas_ros.models.registry import ModelArch
-        from vas_ros.search.latency import measure_flow_latency, measure_latency
+        from vas_ros.search.latency import measure_latency
 
         arch = ModelArch(self.family, genome, 'finalist')
         spec = arch.input_spec()
-        repeats = max(CONFIRM_REPEATS, 3 * self.repeats)
-        flow_ms = 0.0
-        if spec.needs_flow:
-            flow_ms = measure_flow_latency(spec, threads=self.kwargs['threads'],
-                                           repeats=max(5, self.repeats)).median_ms
+        flow_ms = self._flow_ms(spec, repeats=max(5, self.repeats))
         model = arch.build(self.num_classes).eval()
         with torch.no_grad():
-            lat = measure_latency(model, spec, warmup=max(self.warmup, 5), repeats=repeats,
-                                  **self.kwargs)
+            lat = measure_latency(model, spec, warmup=max(self.warmup, 5),
+                                  repeats=self.confirm_repeats, **self.kwargs)
         return lat.median_ms + flow_ms
+
+    @property
+    def confirm_repeats(self) -> int:
+        return max(CONFIRM_REPEATS, 3 * self.repeats)
+
+    def _flow_ms(self, spec, repeats: int) -> float:
+        """The optical flow a flow-stream model needs per clip (0 for RGB only): the robot
+        computes it before the forward pass, so it counts against the budget."""
+        from vas_ros.search.latency import measure_flow_latency
+
+        if not spec.needs_flow:
+            return 0.0
+        return measure_flow_latency(spec, threads=self.kwargs['threads'],
+                                    repeats=repeats).median_ms
 
 
 # ------------------------------------------------------------------------------ worker tasks
@@ -465,6 +469,11 @@ def final_training_task(payload: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------- progress
+def best_latency_ms(rec: CandidateRecord) -> float | None:
+    """The latency to report for a candidate: its confirmed one where it was re-measured."""
+    return rec.latency_ms if rec.latency_confirmed_ms is None else rec.latency_confirmed_ms
+
+
 class Progress:
     """tqdm in the terminal and, with `jsonl`, one JSON object per event for other programs
     (the ROS search node): state, round, candidates, best accuracy/latency, budget, output."""
@@ -491,9 +500,6 @@ class Progress:
         # Once promotion and the latency confirmation chose the winner, events report it
         # (its confirmed latency where there is one), not the best proxy fitness.
         best = self.winner or (engine.best if engine else None)
-        latency = best.latency_ms if best else None
-        if best is not None and best.latency_confirmed_ms is not None:
-            latency = best.latency_confirmed_ms
         event = {
             'state': state,
             'round': engine.rounds_done if engine else 0,
@@ -504,7 +510,7 @@ class Progress:
             'total': self.settings.population + self.settings.rounds,
             'time_budget_s': self.settings.time_budget_s,
             'best_accuracy': best.accuracy if best else None,
-            'best_latency_ms': latency,
+            'best_latency_ms': best_latency_ms(best) if best else None,
             'budget_ms': self.settings.budget_ms,
             'output': output,
             'message': message,
@@ -838,9 +844,9 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                             'promote_steps': promote_steps,
                             'latency_confirmation': confirmation})
         write_json(out / 'summary.json', summary, sort_keys=True)
-        shown_ms = best.latency_confirmed_ms or best.latency_ms
         progress.emit('done', f'search {result.state}: best candidate {best.id} '
-                              f'(proxy accuracy {best.accuracy:.3f}, {shown_ms:.1f} ms); '
+                              f'(proxy accuracy {best.accuracy:.3f}, '
+                              f'{best_latency_ms(best):.1f} ms); '
                               f'final val top-1 {final["val_top1"]:.3f}', output=str(out),
                       final_val_top1=final['val_top1'])
         return SearchReport(result.state, out, best, summary)
@@ -920,9 +926,7 @@ def _promote(settings, store, backend, payload, weights_dir, steps, progress,
             # A failed longer run keeps the candidate in the race on its proxy fitness.
             value = result.accuracy if result.ok else rec.accuracy
             store.update(rec, accuracy_long=value)
-    chosen = [store.get(r.id) for r in chosen]
-    return max(chosen, key=lambda r: (r.accuracy_long, r.accuracy,
-                                      -(r.latency_ms or math.inf), -r.id))
+    return finalists([store.get(r.id) for r in chosen])[0]
 
 
 def finalists(records: list[CandidateRecord]) -> list[CandidateRecord]:
@@ -955,8 +959,8 @@ def _confirm_latency(settings, store, latency, best, progress) -> tuple[Candidat
         progress.emit('running', f'no finalist of {len(tried)} met the '
                                  f'{settings.budget_ms:g} ms budget when re-measured; '
                                  f'keeping candidate {best.id}')
-    return winner or store.get(best.id), {
-        'repeats': max(CONFIRM_REPEATS, 3 * settings.latency_repeats), 'tried': tried,
+    return winner or best, {
+        'repeats': latency.confirm_repeats, 'tried': tried,
         'met_budget': winner is not None,
         'replaced': winner is not None and winner.id != best.id}
 
