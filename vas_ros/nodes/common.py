@@ -234,17 +234,21 @@ def run_single(node_factory, argv=None, multi_threaded: bool | None = None) -> i
         print(f'error: bad ROS arguments: {reason}', file=sys.stderr)
         return 2
     try:
-        node = node_factory()
-    except VasError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    except KeyboardInterrupt:  # Ctrl-C while the node was starting (loading its model)
+        try:
+            node = node_factory()
+        except VasError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            rclpy.try_shutdown()
+            return 2
+        except Exception:
+            if not rclpy.ok():  # a signal shut the context down while the node was starting
+                rclpy.try_shutdown()
+                return 0
+            raise
+        return spin_nodes([node], multi_threaded=multi_threaded)
+    except KeyboardInterrupt:
+        # Ctrl-C while the node was starting (loading its model). rclpy's handler shuts the
+        # context down at once, so the call in flight fails first; Python's own SIGINT
+        # handler raises this a moment later, inside whichever handler runs then.
         rclpy.try_shutdown()
         return 0
-    except Exception:
-        if not rclpy.ok():  # SIGTERM shut the context down while the node was starting
-            rclpy.try_shutdown()
-            return 0
-        raise
-    return spin_nodes([node], multi_threaded=multi_threaded)
