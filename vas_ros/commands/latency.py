@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import sys
 
-PATH_CHOICES = ('eager', 'channels_last', 'bf16', 'compile', 'int8', 'onnxruntime', 'auto',
-                'all')
+from vas_ros.models.inference import PATHS
+
+PATH_CHOICES = (*PATHS, 'auto', 'all')
 
 
 def register(subparsers) -> None:

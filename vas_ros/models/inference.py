@@ -10,6 +10,10 @@
   native bf16 (AVX512-BF16 or AMX); refused elsewhere. Logits change at the ~1e-2 level.
 - `compile`: `torch.compile` (Inductor) with freezing, so weights are constants and
   conv+BN+ReLU are fused; the first call compiles (tens of seconds on a small CPU).
+- `compile_bf16`: `compile` of the BN-folded model cast to bfloat16 (weights and
+  activations, no autocast casts per call), native-bf16 CPUs and GPUs only. It gains
+  most on models of many small ops (TVN-1 about 1.5x over `bf16` on an AMX Xeon) and
+  can lose on 3-D nets, so measure it (`vas-ros latency --path compile_bf16`).
 - `onnxruntime`: exported to ONNX and run by ONNX Runtime's CPU provider (fp32).
 - `auto` (`path_choice.prepare_path`, which takes every path above too): the fastest
   of them that agrees with eager, measured on this machine and cached.
@@ -30,7 +34,7 @@ from pathlib import Path
 from vas_ros.errors import VasError
 from vas_ros.models.spec import InputSpec
 
-PATHS = ('eager', 'channels_last', 'bf16', 'compile', 'int8', 'onnxruntime')
+PATHS = ('eager', 'channels_last', 'bf16', 'compile', 'compile_bf16', 'int8', 'onnxruntime')
 CPU_ONLY_PATHS = ('int8', 'onnxruntime')
 # Ops quantised by the int8 path. Pad (max pooling pads with -inf) and the sigmoid gates
 # stay in float: quantising them costs accuracy for no speed.
@@ -52,6 +56,8 @@ def available_paths(device: str = 'cpu') -> list[str]:
     if bf16_supported(device):
         out.append('bf16')
     out.append('compile')
+    if 'bf16' in out:
+        out.append('compile_bf16')
     if not str(device).startswith('cuda'):
         out += ['int8', 'onnxruntime']
     return out
@@ -141,8 +147,8 @@ def prepare_inference(model, spec: InputSpec, path: str = 'eager', device: str =
         raise VasError(f'device {device!r} requested but CUDA is not available here')
     if path in CPU_ONLY_PATHS and device != 'cpu':
         raise VasError(f'inference path {path!r} runs on the CPU only, not {device!r}')
-    if path == 'bf16' and not bf16_supported(device):
-        raise VasError(f'inference path "bf16" needs native bfloat16 (AVX512-BF16/AMX CPU '
+    if path in ('bf16', 'compile_bf16') and not bf16_supported(device):
+        raise VasError(f'inference path "{path}" needs native bfloat16 (AVX512-BF16/AMX CPU '
                        f'or a recent GPU); {device} has none, it would be slower than fp32')
     model = copy.deepcopy(model).eval().to(device)
     for p in model.parameters():
@@ -173,6 +179,17 @@ def prepare_inference(model, spec: InputSpec, path: str = 'eager', device: str =
         def forward(*inputs):
             _check_inputs(inputs, spec)
             return compiled(*(_channels_last_input(x.to(device)) for x in inputs)).float()
+        return InferenceRunner(path, device, forward, note='first call compiles')
+
+    if path == 'compile_bf16':
+        # BN folded in fp32 first: folding in bf16 would round the scaled weights twice.
+        model = to_channels_last(fuse_conv_bn(model)).to(torch.bfloat16)
+        compiled = torch.compile(model, dynamic=False, options={'freezing': True})
+
+        def forward(*inputs):
+            _check_inputs(inputs, spec)
+            xs = [_channels_last_input(x.to(device, torch.bfloat16)) for x in inputs]
+            return compiled(*xs).float()
         return InferenceRunner(path, device, forward, note='first call compiles')
 
     return _onnxruntime_runner(model, spec, path, threads, calibration)

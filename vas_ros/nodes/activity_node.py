@@ -55,8 +55,9 @@ NODE_NAME = 'activity_recognizer'
 PARAMETERS = {
     'model': (DEFAULT_MODEL, 'checkpoint path or shipped model name'),
     'device': ('auto', 'auto, cpu, cuda or cuda:N'),
-    'inference_path': ('eager', 'eager, channels_last, bf16, compile, int8, onnxruntime or '
-                                'auto (the fastest agreeing path, measured here and cached)'),
+    'inference_path': ('eager', 'eager, channels_last, bf16, compile, compile_bf16, int8, '
+                                'onnxruntime or auto (the fastest agreeing path, measured '
+                                'here and cached)'),
     'hop_frames': (4, 'run the model every N input frames (once a clip is full)'),
     'inference_mode': ('auto', 'clip: rerun the whole clip every hop_frames; stream: run '
                                'each new frame once through a causal model (at hop 1, a '
