@@ -11,7 +11,7 @@ import torch
 from vas_ros.errors import DataError, GenomeError
 from vas_ros.models.factory import build_model, resolve_arch
 from vas_ros.models.registry import get_family
-from vas_ros.models.stream import FrameStream, stream_refusal
+from vas_ros.models.stream import STREAM_RUNNERS, FrameStream, stream_refusal
 from vas_ros.models.tvn import TVNGenome
 from vas_ros.search.space import genome_hash, get_space
 
@@ -57,13 +57,13 @@ def _per_frame_reference(model, genome: TVNGenome, clip: torch.Tensor) -> torch.
     return torch.stack(out, dim=1)
 
 
-@pytest.mark.parametrize('trace', [False, True], ids=['python', 'traced'])
+@pytest.mark.parametrize('runner', STREAM_RUNNERS)
 @pytest.mark.parametrize('index', range(7))
-def test_stream_after_frames_steps_equals_the_clip_forward(index, trace):
+def test_stream_after_frames_steps_equals_the_clip_forward(index, runner):
     genome = _streamable_genomes(6)[index]
     model = _model(genome, seed=index)
     clip = torch.randn(2, 3, genome.frames, genome.size, genome.size)
-    stream = FrameStream(model, trace=trace)
+    stream = FrameStream(model, runner=runner)
     with torch.inference_mode():
         expected = model(clip)
         for t in range(genome.frames):
@@ -72,13 +72,13 @@ def test_stream_after_frames_steps_equals_the_clip_forward(index, trace):
     assert stream.frames_seen == genome.frames
 
 
-@pytest.mark.parametrize('trace', [False, True], ids=['python', 'traced'])
+@pytest.mark.parametrize('runner', STREAM_RUNNERS)
 @pytest.mark.parametrize('index', [0, 1, 3, 6])
-def test_stream_over_a_long_sequence_matches_the_clip_forward_at_every_frame(index, trace):
+def test_stream_over_a_long_sequence_matches_the_clip_forward_at_every_frame(index, runner):
     genome = _streamable_genomes(6)[index]
     model = _model(genome, seed=10 + index)
     clip = torch.randn(1, 3, genome.frames * 3 + 1, genome.size, genome.size)
-    stream = FrameStream(model, trace=trace)
+    stream = FrameStream(model, runner=runner)
     with torch.inference_mode():
         expected = _per_frame_reference(model, genome, clip)
         got = torch.stack([stream.step(clip[:, :, t]) for t in range(clip.shape[2])], dim=1)
@@ -135,6 +135,9 @@ def test_models_that_cannot_stream_are_refused_with_the_reason():
     flow = dataclasses.replace(resolve_arch('tvn_tiny_causal').genome, stream='flow').build(5)
     assert 'optical flow' in stream_refusal(flow)
     assert stream_refusal(build_model(resolve_arch('tvn_tiny_causal'), 5)) is None
+    causal = build_model(resolve_arch('tvn_tiny_causal'), 5)
+    with pytest.raises(DataError, match="stream runner 'tensorrt': expected one of python"):
+        FrameStream(causal, runner='tensorrt')
 
 
 def test_stream_refuses_a_wrong_frame_and_a_batch_change():
@@ -215,9 +218,18 @@ def test_the_fast_stream_model_gives_the_same_logits_and_leaves_the_model_alone(
     fast = fast_stream_model(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     clip = torch.randn(1, 3, 12, 64, 64)
-    slow_stream, fast_stream = FrameStream(model), FrameStream(fast, trace=True)
+    slow_stream, fast_stream = FrameStream(model), FrameStream(fast, runner='torchscript')
     with torch.inference_mode():
         for t in range(12):
             a, b = slow_stream.step(clip[:, :, t]), fast_stream.step(clip[:, :, t])
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_choose_stream_runner_times_each_candidate_and_takes_the_fastest():
+    from vas_ros.models.stream import choose_stream_runner
+
+    model = _model(resolve_arch('tvn_tiny_causal').genome, seed=5)
+    runner, medians = choose_stream_runner(model, ('python', 'torchscript'), steps=4, rounds=2)
+    assert set(medians) == {'python', 'torchscript'} and runner == min(medians, key=medians.get)
+    assert all(0 < ms < float('inf') for ms in medians.values())  # they agree

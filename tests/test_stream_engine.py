@@ -52,11 +52,13 @@ def _scores(prediction) -> dict:
     return dict(prediction.top_k)
 
 
+@pytest.mark.parametrize('path', ['eager', 'onnxruntime'])
 def test_stream_engine_runs_each_frame_once_and_starts_each_phase_as_the_clip_forward(
-        causal_checkpoint):
-    stream = InferenceEngine(causal_checkpoint, device='cpu', mode='stream')
+        causal_checkpoint, path):
+    stream = InferenceEngine(causal_checkpoint, device='cpu', mode='stream', path=path)
     clip_engine = InferenceEngine(causal_checkpoint, device='cpu', mode='clip')
-    assert (stream.mode, clip_engine.mode) == ('stream', 'clip')
+    assert (stream.mode, clip_engine.mode, stream.path) == ('stream', 'clip', path)
+    assert stream.streams.stream(0).runner == {'eager': 'torchscript'}.get(path, path)
     assert len(stream.streams.phases) == 2  # frame stride 2: two interleaved phases
     frames = _frames(40)
     clips = _clips(frames, [0.1 * i for i in range(40)])
@@ -112,7 +114,7 @@ def test_engine_modes_refuse_what_cannot_stream(causal_checkpoint, tmp_path):
     assert InferenceEngine(causal_checkpoint, device='cpu', mode='auto').mode == 'stream'
     with pytest.raises(VasError, match="inference_mode 'frames': expected one of"):
         InferenceEngine(causal_checkpoint, device='cpu', mode='frames')
-    with pytest.raises(VasError, match='stream mode runs eager'):
+    with pytest.raises(VasError, match='stream mode runs eager or onnxruntime'):
         InferenceEngine(causal_checkpoint, device='cpu', mode='stream', path='channels_last')
     clip_only = InferenceEngine(causal_checkpoint, device='cpu', mode='clip')
     with pytest.raises(VasError, match='needs an engine made with mode stream'):
@@ -245,3 +247,19 @@ def test_stream_input_errors_are_one_line(causal_checkpoint):
     with pytest.raises(VasError, match="unknown inference path 'bogus'"):
         InferenceEngine(causal_checkpoint, device='cpu', mode='stream', path='bogus')
     assert stream.describe()['path'] == 'eager' and stream.describe()['mode'] == 'stream'
+
+
+def test_stream_auto_path_measures_both_runners_and_takes_the_faster(causal_checkpoint):
+    engine = InferenceEngine(causal_checkpoint, device='cpu', mode='stream', path='auto')
+    medians = engine.stream_choice
+    assert set(medians) == {'torchscript', 'onnxruntime'}
+    assert all(0 < ms < float('inf') for ms in medians.values())  # both agree with eager
+    chosen = min(medians, key=medians.get)
+    assert engine.path == {'torchscript': 'eager'}.get(chosen, chosen)
+    assert engine.streams.stream(0).runner == chosen
+    assert engine.describe()['stream_runner_ms'] == medians
+    clips = _clips(_frames(20), [0.1 * i for i in range(20)])
+    clip_engine = InferenceEngine(causal_checkpoint, device='cpu', mode='clip')
+    first = engine.infer_stream(clips[0].frame_list, clips[0].stamps, top_k=3)
+    expected = _scores(clip_engine.infer(clips[0].frames, top_k=3))
+    assert _scores(first) == pytest.approx(expected, abs=1e-5)

@@ -61,8 +61,9 @@ PARAMETERS = {
     'hop_frames': (4, 'run the model every N input frames (once a clip is full)'),
     'inference_mode': ('auto', 'clip: rerun the whole clip every hop_frames; stream: run '
                                'each new frame once through a causal model (at hop 1, a '
-                               'result per frame for one frame of compute); auto: stream '
-                               'when the model can'),
+                               'result per frame for one frame of compute; inference_path '
+                               'eager, onnxruntime or auto); auto: stream when the model '
+                               'can'),
     'stride_seconds': (0.0, 'take clip frames this far apart in stamp time; 0 = every '
                             "frame_stride source frames as the model was trained"),
     'score_threshold': (0.0, 'below this top-1 score (or when the top class is '

@@ -48,15 +48,15 @@ class _Phase:
 class ClipStreams:
     """Up to `phases` stream states over clips given as their frames' stamps."""
 
-    def __init__(self, model, phases: int = 1, device='cpu'):
+    def __init__(self, model, phases: int = 1, device='cpu', runner: str = 'torchscript'):
         if isinstance(phases, bool) or not isinstance(phases, int) \
                 or not 1 <= phases <= MAX_PHASES:
             raise VasError(f'stream phases must be an integer in 1-{MAX_PHASES} (the '
                            f'model\'s frame stride), got {phases!r}')
-        prepared, traces = fast_stream_model(model), {}  # shared by every phase
-        self.phases = [_Phase(FrameStream(prepared, trace=True, traces=traces))
+        prepared, compiled = fast_stream_model(model), {}  # shared by every phase
+        self.phases = [_Phase(FrameStream(prepared, runner=runner, compiled=compiled))
                        for _ in range(phases)]
-        self.phases[0].stream.warm_up(device=device)  # trace now, not on a camera frame
+        self.phases[0].stream.warm_up(device=device)  # prepare now, not on a camera frame
         self.resets: Counter = Counter()  # why streams restarted
         self.frames_run = 0
         self._clock = 0

@@ -7,7 +7,9 @@ training used, timing each stage so a node can report where its latency goes.
 
 In stream mode (`mode='stream'`, causal TVNs only, see `vas_ros.models.stream`)
 `infer_stream` takes the same clips but runs only the frames the model has not seen
-yet, one at a time, so a result per frame costs one frame of compute.
+yet, one at a time, so a result per frame costs one frame of compute. Its paths: 'eager'
+(the step traced with TorchScript), 'onnxruntime' (the step run by ONNX Runtime) and
+'auto' (the faster of the two, measured at start-up).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from vas_ros.errors import CheckpointError, VasError
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / 'shipped'
 DEFAULT_MODEL = 'tvn_tiny_synth'
 INFERENCE_MODES = ('clip', 'stream', 'auto')
+# The inference paths stream mode takes, and what runs each step (vas_ros.models.stream).
+STREAM_RUNNER_OF_PATH = {'eager': 'torchscript', 'onnxruntime': 'onnxruntime'}
 
 
 @dataclass
@@ -117,15 +121,22 @@ class InferenceEngine:
         self._forward = self._prepare(self.path) if self.mode == 'clip' else self.model
         if self.mode == 'clip' and self.path == 'auto':
             self.path = getattr(self._forward, 'path', self.path)
-        elif self.mode == 'stream':
-            self.path = 'eager'  # the stream's own preparation (traced, BN folded)
         self.streams = None
+        self.stream_choice: dict[str, float] = {}  # runner -> median ms per step (auto)
         if self.mode == 'stream':
             from vas_ros.perception.clip_streams import ClipStreams
 
+            if self.path == 'auto':  # measured here: about a second
+                from vas_ros.models.stream import choose_stream_runner, fast_stream_model
+
+                runner, self.stream_choice = choose_stream_runner(fast_stream_model(self.model))
+                self.path = next(p for p, r in STREAM_RUNNER_OF_PATH.items() if r == runner)
+
             # One stream per sampling phase: with frame stride s, clips interleave s phases.
+            # BN folded either way; 'eager' steps run traced (TorchScript).
+            runner = STREAM_RUNNER_OF_PATH[self.path]
             self.streams = ClipStreams(self.model, stream_phases or self.spec.frame_stride,
-                                       device=self.device)
+                                       device=self.device, runner=runner)
 
     def _choose_mode(self, mode: str) -> str:
         """'clip' or 'stream' for the requested mode ('auto': stream when the model can)."""
@@ -142,9 +153,11 @@ class InferenceEngine:
             raise VasError(f'unknown inference path {self.path!r}; choose from '
                            f'{list(PATHS)} or auto')
         reason = stream_refusal(self.model)
-        if reason is None and self.path not in ('eager', 'auto'):
+        if reason is None and self.path not in (*STREAM_RUNNER_OF_PATH, 'auto'):
             reason = (f'inference_path {self.path!r} prepares whole clips; stream mode runs '
-                      f'eager')
+                      f'{" or ".join(STREAM_RUNNER_OF_PATH)}')
+        if reason is None and self.path == 'onnxruntime' and self.device != 'cpu':
+            reason = f'inference_path onnxruntime runs on the CPU only, not {self.device!r}'
         if reason is None:
             return 'stream'
         if mode == 'auto':
@@ -267,4 +280,6 @@ class InferenceEngine:
                 'family': self.arch.family, 'arch': self.arch.name, 'device': self.device,
                 'path': self.path, 'mode': self.mode, 'classes': self.classes,
                 'input': self.spec.to_dict(),
-                'temperature': self.temperature}
+                'temperature': self.temperature,
+                'stream_runner_ms': {r: ms for r, ms in self.stream_choice.items()
+                                     if ms != float('inf')}}
