@@ -157,13 +157,13 @@ def _plot(path: Path, summary: dict, cpu: str) -> None:
     import matplotlib.pyplot as plt
 
     names = list(summary)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 4))
     per_result = [summary[n]['model_ms_median'] for n in names]
     per_frame = [summary[n]['per_frame_ms_median'] for n in names]
     x = np.arange(len(names))
     ax.bar(x - 0.2, per_result, 0.4, label='model ms per result')
     ax.bar(x + 0.2, per_frame, 0.4, label='model ms per frame of compute')
-    ax.set_xticks(x, names)
+    ax.set_xticks(x, names, rotation=20, ha='right')
     ax.set_ylabel('ms (median)')
     ax.set_title(f'activity_recognizer at hop 1: stream vs clip\n{cpu}', fontsize=9)
     ax.legend(fontsize=8)
