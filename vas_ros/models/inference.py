@@ -177,23 +177,18 @@ def prepare_inference(model, spec: InputSpec, path: str = 'eager', device: str =
                 return model(*xs).float()
         return InferenceRunner(path, device, forward)
 
-    if path == 'compile':
-        model = to_channels_last(model)
+    if path in ('compile', 'compile_bf16'):
+        dtype = torch.bfloat16 if path == 'compile_bf16' else None  # None: inputs as given
+        if dtype is not None:
+            # BN folded in fp32 first: folding in bf16 would round the scaled weights twice.
+            model = to_channels_last(fuse_conv_bn(model)).to(dtype)
+        else:
+            model = to_channels_last(model)
         compiled = torch.compile(model, dynamic=False, options={'freezing': True})
 
         def forward(*inputs):
             _check_inputs(inputs, spec)
-            return compiled(*(_channels_last_input(x.to(device)) for x in inputs)).float()
-        return InferenceRunner(path, device, forward, note='first call compiles')
-
-    if path == 'compile_bf16':
-        # BN folded in fp32 first: folding in bf16 would round the scaled weights twice.
-        model = to_channels_last(fuse_conv_bn(model)).to(torch.bfloat16)
-        compiled = torch.compile(model, dynamic=False, options={'freezing': True})
-
-        def forward(*inputs):
-            _check_inputs(inputs, spec)
-            xs = [_channels_last_input(x.to(device, torch.bfloat16)) for x in inputs]
+            xs = [_channels_last_input(x.to(device, dtype)) for x in inputs]
             return compiled(*xs).float()
         return InferenceRunner(path, device, forward, note='first call compiles')
 
@@ -262,8 +257,23 @@ class _CalibrationReader:
         return next(self._items, None)
 
 
-def _onnxruntime_runner(model, spec, path, threads, calibration):
+def ort_cpu_session(model, threads: int | None = None, disabled_optimizers=()):
+    """An ONNX Runtime CPU session for `model` (a file path or the serialised bytes):
+    `threads` intra-op threads (torch's count by default), one inter-op thread, every
+    graph optimisation but `disabled_optimizers`, warnings and errors logged only."""
     import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=['CPUExecutionProvider'],
+                                disabled_optimizers=list(disabled_optimizers) or None)
+
+
+def _onnxruntime_runner(model, spec, path, threads, calibration):
     import torch
 
     from vas_ros.models.introspect import example_inputs
@@ -298,15 +308,8 @@ def _onnxruntime_runner(model, spec, path, threads, calibration):
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=list(INT8_OPS),
                             calibrate_method=CalibrationMethod.MinMax)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    disabled = list(INT8_DISABLED_OPTIMIZERS) if path == 'int8' else None
-    session = ort.InferenceSession(str(model_file), options,
-                                   providers=['CPUExecutionProvider'],
-                                   disabled_optimizers=disabled)
+    session = ort_cpu_session(str(model_file), threads,
+                              INT8_DISABLED_OPTIMIZERS if path == 'int8' else ())
     names = [i.name for i in session.get_inputs()]
 
     def forward(*inputs):

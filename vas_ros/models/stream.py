@@ -85,19 +85,14 @@ class _OnnxStep:
     def __init__(self, step: nn.Module, inputs: tuple):
         import io
 
-        import onnxruntime as ort
+        from vas_ros.models.inference import ort_cpu_session
 
         buffer = io.BytesIO()
         # PRESERVE: export every module in the mode it is in (the model is in eval mode;
         # the wrapper's own flag would otherwise export BatchNorm and dropout as training).
         torch.onnx.export(step, inputs, buffer, dynamo=False, opset_version=17,
                           training=torch.onnx.TrainingMode.PRESERVE)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(buffer.getvalue(), options,
-                                            providers=['CPUExecutionProvider'])
+        self.session = ort_cpu_session(buffer.getvalue())
         self.names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, *inputs):
@@ -206,19 +201,24 @@ class FrameStream:
 
 
 def choose_stream_runner(model: nn.Module, candidates=('torchscript', 'onnxruntime'),
-                         steps: int = 24, rounds: int = 3) -> tuple[str, dict[str, float]]:
+                         steps: int = 24, rounds: int = 3,
+                         compiled: dict | None = None) -> tuple[str, dict[str, float]]:
     """The fastest of `candidates` for stepping `model` here, and each one's median ms per
     step. Measured, not guessed (which runner wins depends on the CPU), on one sequence of
     random frames in interleaved rounds; a runner whose logits leave the first
     candidate's by more than 1e-3 of their scale is dropped. About a second for a
-    tvn_tiny-sized model. On a GPU only the torch runners take part."""
+    tvn_tiny-sized model. On a GPU only the torch runners take part. `compiled` (runner
+    -> FrameStream's `compiled`) receives what each runner prepared, for the caller's
+    streams to reuse."""
     import statistics
     import time
 
     device = next(model.parameters()).device
     if device.type != 'cpu':
         candidates = [c for c in candidates if c != 'onnxruntime'] or ['torchscript']
-    streams = {c: FrameStream(model, runner=c) for c in candidates}
+    compiled = {} if compiled is None else compiled
+    streams = {c: FrameStream(model, runner=c, compiled=compiled.setdefault(c, {}))
+               for c in candidates}
     gen = torch.Generator().manual_seed(0)
     frames = torch.randn(steps, 1, *streams[candidates[0]].shape, generator=gen).to(device)
     times: dict[str, list[float]] = {c: [] for c in candidates}

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from vas_ros.errors import VasError
-from vas_ros.models.stream import FrameStream, fast_stream_model
+from vas_ros.models.stream import FrameStream, choose_stream_runner, fast_stream_model
 
 # A gap between two sampled frames longer than this many times the clip's usual spacing
 # (and than MIN_GAP_S) means the frames stopped: the stream restarts from the clip.
@@ -49,11 +49,19 @@ class ClipStreams:
     """Up to `phases` stream states over clips given as their frames' stamps."""
 
     def __init__(self, model, phases: int = 1, device='cpu', runner: str = 'torchscript'):
+        """`runner`: a FrameStream runner, or 'auto' for the faster one measured here
+        (`choose_stream_runner`; `choice` holds its medians, `runner` the winner)."""
         if isinstance(phases, bool) or not isinstance(phases, int) \
                 or not 1 <= phases <= MAX_PHASES:
             raise VasError(f'stream phases must be an integer in 1-{MAX_PHASES} (the '
                            f'model\'s frame stride), got {phases!r}')
         prepared, compiled = fast_stream_model(model), {}  # shared by every phase
+        self.choice: dict[str, float] = {}  # runner -> median ms per step ('auto')
+        if runner == 'auto':  # about a second; the winner's prepared step is kept
+            prepared_by: dict = {}
+            runner, self.choice = choose_stream_runner(prepared, compiled=prepared_by)
+            compiled = prepared_by[runner]
+        self.runner = runner
         self.phases = [_Phase(FrameStream(prepared, runner=runner, compiled=compiled))
                        for _ in range(phases)]
         self.phases[0].stream.warm_up(device=device)  # prepare now, not on a camera frame

@@ -126,17 +126,15 @@ class InferenceEngine:
         if self.mode == 'stream':
             from vas_ros.perception.clip_streams import ClipStreams
 
-            if self.path == 'auto':  # measured here: about a second
-                from vas_ros.models.stream import choose_stream_runner, fast_stream_model
-
-                runner, self.stream_choice = choose_stream_runner(fast_stream_model(self.model))
-                self.path = next(p for p, r in STREAM_RUNNER_OF_PATH.items() if r == runner)
-
             # One stream per sampling phase: with frame stride s, clips interleave s phases.
-            # BN folded either way; 'eager' steps run traced (TorchScript).
-            runner = STREAM_RUNNER_OF_PATH[self.path]
+            # BN folded either way; 'eager' steps run traced (TorchScript); 'auto' times
+            # both runners here (about a second).
+            runner = 'auto' if self.path == 'auto' else STREAM_RUNNER_OF_PATH[self.path]
             self.streams = ClipStreams(self.model, stream_phases or self.spec.frame_stride,
                                        device=self.device, runner=runner)
+            self.stream_choice = self.streams.choice
+            self.path = next(p for p, r in STREAM_RUNNER_OF_PATH.items()
+                             if r == self.streams.runner)
 
     def _choose_mode(self, mode: str) -> str:
         """'clip' or 'stream' for the requested mode ('auto': stream when the model can)."""
