@@ -483,11 +483,12 @@ def test_weights_are_kept_only_where_they_can_still_be_used(tmp_path):
     for r in history:
         (tmp_path / f'{r.id}.safetensors').write_bytes(b'x')
     (tmp_path / 'notes.safetensors').write_bytes(b'keep: not a candidate file')
-    _prune_weights(tmp_path, engine, 1 / 3)
+    _prune_weights(tmp_path, engine)
     kept = sorted(p.stem for p in tmp_path.glob('*.safetensors'))
-    # population 4-6, the promotion set (0, 5, 4) plus one (3), never the rest
-    assert kept == ['0', '3', '4', '5', '6', 'notes']
-    _prune_weights(tmp_path / 'missing', engine, 1 / 3)  # no folder yet: nothing to do
+    # the population 4-6 (the parents of the next children), not the most accurate (0):
+    # the longer training of the best starts from scratch
+    assert kept == ['4', '5', '6', 'notes']
+    _prune_weights(tmp_path / 'missing', engine)  # no folder yet: nothing to do
 
 
 # ------------------------------------------------------------------ latency confirmation

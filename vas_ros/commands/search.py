@@ -109,8 +109,9 @@ def _add_arguments(p) -> None:
                    help='at most this many candidates get the longer training '
                         f'(default {DEFAULT_PROMOTE_MAX})')
     p.add_argument('--promote-steps', type=int, default=None,
-                   help='steps of that longer training (default 2x --proxy-steps; 0: pick '
-                        'the winner on proxy fitness alone)')
+                   help='that longer training, from scratch, runs --proxy-steps plus this '
+                        'many steps (default 2x --proxy-steps; 0: pick the winner on proxy '
+                        'fitness alone)')
     p.add_argument('--no-confirm-latency', action='store_false', dest='confirm_latency',
                    help='train the winner without timing it again (by default it is '
                         're-measured and replaced by the next finalist that fits if it '

@@ -18,8 +18,11 @@ Accepted candidates go to the backend, where `evaluate_task` proxy-trains them w
 `vas_ros.training.trainer.train(max_steps=..., max_seconds=...)`, starting from every
 tensor of the parent's trained weights whose shape still fits (weight inheritance);
 fitness is the best validation top-1 of that short run. After the search, the best third
-(by proxy fitness) are trained longer from their proxy weights (multi-fidelity) and the
-best of those after the longer training wins.
+(by proxy fitness) are trained longer from scratch (multi-fidelity) and the best of those
+after the longer training wins. From scratch, because an inherited proxy fitness also
+counts the training of the candidate's ancestors: a long lineage outscores a better
+architecture trained once. The final training starts from scratch too, so the longer
+rung compares the finalists as that training will treat them.
 
 The winner is trained on the full training split (`final_epochs`, optionally capped by
 `final_steps`) and `out` receives: best.safetensors, best_genome.json, candidates.csv,
@@ -739,7 +742,7 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                    'strategy': settings.strategy, 'screen': settings.screen,
                    'inherit': settings.inherit,
                    'promote': {'fraction': round(settings.promote_fraction, 6),
-                               'steps': promote_steps},
+                               'steps': promote_steps, 'start': 'scratch'},
                    'latency': {'threads': settings.latency_threads,
                                'path': settings.latency_path,
                                'warmup': settings.latency_warmup,
@@ -781,8 +784,7 @@ def run_search(settings: SearchSettings, *, should_stop=None,
                     'save_weights': str(weights_dir / f'{rec.id}.safetensors')}
 
         def evaluate(records, should_stop_fn):
-            _prune_weights(weights_dir, engine, settings.promote_fraction,
-                           settings.promote_max)
+            _prune_weights(weights_dir, engine)
             tasks = []
             for rec in records:
                 init = None
@@ -880,19 +882,13 @@ def _promoted_count(done: int, fraction: float, most: int | None = None) -> int:
     return count if most is None else min(count, max(2, most))
 
 
-def _prune_weights(weights_dir: Path, engine: Evolution, fraction: float,
-                   most: int | None = None) -> None:
-    """Keep trained weights only where they can still be used: the population (parents
-    of the next children) and the candidates that would be promoted now (plus one).
-    Disk use stays bounded however long the search runs; a candidate that re-enters the
-    promoted set later trains longer from scratch."""
+def _prune_weights(weights_dir: Path, engine: Evolution) -> None:
+    """Keep trained weights only where they can still be used: the population, i.e. the
+    parents of the next children (the longer training starts from scratch). Disk use
+    stays bounded however long the search runs."""
     if not weights_dir.is_dir():
         return
     keep = {r.id for r in engine.population}
-    done = [r for r in engine.history if r.status == Status.DONE]
-    count = _promoted_count(len(done), fraction, most)
-    if count:
-        keep |= {r.id for r in promoted(done, 1.0)[:count + 1]}
     for path in weights_dir.glob('*.safetensors'):
         if path.stem.isdigit() and int(path.stem) not in keep:
             path.unlink(missing_ok=True)
@@ -900,9 +896,10 @@ def _prune_weights(weights_dir: Path, engine: Evolution, fraction: float,
 
 def _promote(settings, store, backend, payload, weights_dir, steps, progress,
              should_stop, peak) -> CandidateRecord | None:
-    """Multi-fidelity: train the best third (at most `promote_max`) `steps` more from their
-    proxy weights and pick the winner by that longer fitness (successive halving with two
-    rungs). Resumable: a candidate whose longer fitness is recorded is not trained again."""
+    """Multi-fidelity: train the best third (at most `promote_max`) from scratch for their
+    proxy steps plus `steps`, and pick the winner by that longer fitness (successive
+    halving with two rungs, see the module docstring for why not from the proxy weights).
+    Resumable: a candidate whose longer fitness is recorded is not trained again."""
     if not steps:
         return None
     chosen = promoted(store.candidates(), settings.promote_fraction, settings.promote_max)
@@ -910,11 +907,12 @@ def _promote(settings, store, backend, payload, weights_dir, steps, progress,
         return None
     todo = [r for r in chosen if r.accuracy_long is None]
     if todo:
-        progress.emit('running', f'training the best {len(chosen)} candidates {steps} more '
-                                 f'steps (multi-fidelity)')
+        progress.emit('running', f'training the best {len(chosen)} candidates from scratch '
+                                 f'for {(settings.proxy_steps or 0) + steps} steps '
+                                 f'(multi-fidelity)')
         tasks = []
         for rec in todo:
-            task = payload(rec, steps, str(weights_dir / f'{rec.id}.safetensors'))
+            task = payload(rec, (settings.proxy_steps or 0) + steps, None)
             task['save_weights'] = None
             task['seed'] = (task['seed'] + 7919) % 2**31
             tasks.append((rec.id, task))
