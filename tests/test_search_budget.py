@@ -369,6 +369,45 @@ def test_promoted_takes_the_best_third_by_proxy_fitness():
                        promote_max=1).check()
 
 
+
+def test_the_longer_rung_trains_the_best_from_scratch(tmp_path):
+    """An inherited proxy fitness also counts the ancestors' training, so the finalists
+    are retrained from random weights for proxy + promote steps, never from a weights
+    file (the parent's or their own), and the winner is the best of that rung."""
+    from vas_ros.search.runner import PeakMemory, _promote
+
+    tasks = []
+
+    class RecordingBackend:  # the real local backend would train; here only the requests
+        def map_unordered(self, name, items, should_stop):
+            for key, task in items:
+                tasks.append(task)
+                yield key, EvalResult(ok=True, accuracy=0.5 + key / 100, seconds=1.0,
+                                      steps=task['proxy_steps']).to_dict()
+
+    def payload(rec, steps, init):
+        return {'id': rec.id, 'proxy_steps': steps, 'init_weights': init, 'seed': rec.id,
+                'save_weights': str(tmp_path / f'{rec.id}.safetensors')}
+
+    settings = SearchSettings(family='toy', data='d', budget_ms=10, store='s', out='o',
+                              proxy_steps=40)
+    progress = SimpleNamespace(emit=lambda *a, **k: None)
+    with SearchStore.open(tmp_path / 'rung.db', HEADER) as store:
+        for i, acc in enumerate([0.9, 0.8, 0.1, 0.2, 0.3, 0.15]):
+            (tmp_path / f'{i}.safetensors').write_bytes(b'proxy weights')
+            store.insert(CandidateRecord(id=i, parent_id=i - 1 if i else None,
+                                         origin='mutation' if i else 'seed', genome={},
+                                         genome_hash=str(i), status='done', accuracy=acc,
+                                         latency_ms=1.0))
+        best = _promote(settings, store, RecordingBackend(), payload, tmp_path, 80, progress,
+                        None, PeakMemory())
+        assert sorted(t['id'] for t in tasks) == [0, 1]  # the best third of 6
+        for task in tasks:
+            assert task['init_weights'] is None and task['proxy_steps'] == 40 + 80
+            assert task['save_weights'] is None and task['seed'] != task['id']
+        assert best.id == 1 and store.get(1).accuracy_long == pytest.approx(0.51)
+        assert store.get(2).accuracy_long is None
+
 # ------------------------------------------------------------------------ inheritance
 def test_child_starts_from_its_parents_tensors_where_shapes_fit(tmp_path):
     import torch
