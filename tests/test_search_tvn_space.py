@@ -121,3 +121,39 @@ def test_bad_space_option_values_are_one_line_errors(options):
     with pytest.raises(VasError) as caught:
         get_space('tvn').with_options(options)
     assert '\n' not in str(caught.value) and list(options)[0] in str(caught.value)
+
+
+def test_local_steps_move_a_changed_number_to_a_neighbouring_value():
+    from vas_ros.search.tvn_space import FILTER_GRID
+
+    space = get_space('tvn').with_options({**SMALL, 'local_steps': 1.0})
+    grid = {'filters': [f for f in FILTER_GRID if 8 <= f <= 32], 'size': space.sizes}
+    rng = random.Random(3)
+    steps = 0
+    for _ in range(300):
+        genome = space.random_genome(rng)
+        child = space.mutate(genome, rng)
+        pairs = [(k, genome[k], child[k]) for k in ('frames', 'size', 'frame_stride')]
+        if len(child['blocks']) == len(genome['blocks']):
+            pairs += [(k, old[k], new[k]) for old, new in zip(genome['blocks'], child['blocks'])
+                      for k in ('filters', 'spatial_kernel', 'spatial_stride', 'expand',
+                                'repeats')]
+        for key, old, new in pairs:
+            if old == new:
+                continue
+            steps += 1
+            if key in grid:
+                assert abs(grid[key].index(new) - grid[key].index(old)) == 1, (key, old, new)
+            else:
+                assert abs(new - old) == 1, (key, old, new)
+    assert steps > 100
+    # The default (0) is the published uniform redraw: jumps of more than one step occur.
+    uniform = get_space('tvn').with_options(SMALL)
+    rng = random.Random(3)
+    jumps = [abs(c['frame_stride'] - g['frame_stride'])
+             for g in (uniform.random_genome(rng) for _ in range(300))
+             for c in [uniform.mutate(g, rng)]]
+    assert max(jumps) > 1
+    for bad in (-0.1, 1.5, 'half', True, None):
+        with pytest.raises(VasError, match="'local_steps' must be a number in"):
+            get_space('tvn').with_options({'local_steps': bad})

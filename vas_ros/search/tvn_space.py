@@ -14,7 +14,11 @@ so a CPU search stays small: `max_filters`, `min_filters`, `sizes` ([min, max] p
 `streams=["rgb"]` every one streams frame by frame, see `vas_ros.models.stream`).
 
 Mutation picks one edit uniformly: change one field of one block, add a block, remove a
-block, or change frames / size / frame stride / input stream. Every genome returned has
+block, or change frames / size / frame stride / input stream. A changed number (filters,
+size, frames, a kernel, a stride, expand, repeats) is redrawn uniformly from its range;
+with the option `local_steps` = p it instead moves to a neighbouring value of its range
+with probability p, so a child stays near its parent's cost and keeps more of its
+inherited tensors (p = 0, the default, is the published behaviour). Every genome returned has
 passed the tvn family's checks and (for mutations) differs from its parent; edits that
 produce an invalid genome are discarded and redrawn, all from the same `rng`, so a seed
 determines the sequence (`SearchSpace`). The layer kinds and block fields come from the
@@ -46,6 +50,7 @@ DEFAULTS = {
     'dropout': 0.5,
     'streams': list(STREAMS),
     'causal': False,
+    'local_steps': 0.0,
 }
 
 
@@ -105,8 +110,24 @@ class TVNSpace(SearchSpace):
         if not isinstance(o['causal'], bool):
             raise VasError(f"tvn space option 'causal' must be true or false, "
                            f"got {o['causal']!r}")
+        local = o['local_steps']
+        if isinstance(local, bool) or not isinstance(local, (int, float)) or not 0 <= local <= 1:
+            raise VasError(f"tvn space option 'local_steps' must be a number in [0, 1], "
+                           f"got {local!r}")
+        o['local_steps'] = float(local)
         o['min_filters'] = min(o['min_filters'], o['max_filters'])
         return o
+
+    def _pick(self, values, old, rng: random.Random):
+        """A new value from the sorted `values`: a neighbour of `old` with probability
+        `local_steps`, else a uniform draw (which may repeat `old`; mutate redraws then)."""
+        if self.options['local_steps'] and rng.random() < self.options['local_steps']:
+            index = min(range(len(values)), key=lambda i: abs(values[i] - old))
+            near = [values[i] for i in (index - 1, index + 1) if 0 <= i < len(values)]
+            near = [v for v in near if v != old] or [v for v in values if v != old]
+            if near:
+                return rng.choice(near)
+        return rng.choice(values)
 
     # -- drawing -------------------------------------------------------------------------
     def _block(self, rng: random.Random, size: int, frames: int) -> dict:
@@ -172,14 +193,16 @@ class TVNSpace(SearchSpace):
         elif edit == 'remove_block':
             blocks.pop(rng.randrange(len(blocks)))
         elif edit == 'frames':
-            child['frames'] = rng.randint(*o['frames'])
+            child['frames'] = self._pick(range(o['frames'][0], o['frames'][1] + 1),
+                                         child['frames'], rng)
         elif edit == 'size':
-            child['size'] = rng.choice(self.sizes)
+            child['size'] = self._pick(self.sizes, child['size'], rng)
         elif edit == 'stream':
             current = child.get('stream', 'rgb')
             child['stream'] = rng.choice([x for x in o['streams'] if x != current])
         else:
-            child['frame_stride'] = rng.randint(*o['frame_strides'])
+            low, high = o['frame_strides']
+            child['frame_stride'] = self._pick(range(low, high + 1), child['frame_stride'], rng)
         return child
 
     def _field_value(self, key: str, old, rng: random.Random, frames: int):
@@ -193,13 +216,13 @@ class TVNSpace(SearchSpace):
         if key == 'se_ratio':
             return self._se_ratio(rng)
         if key == 'filters':
-            return rng.choice(self.filters)
+            return self._pick(self.filters, old, rng)
         high = {'spatial_kernel': o['max_kernel'], 'temporal_kernel': min(o['max_kernel'],
                                                                           max(frames, 1)),
                 'spatial_stride': o['max_spatial_stride'],
                 'temporal_stride': o['max_temporal_stride'],
                 'expand': o['max_expand'], 'repeats': o['max_repeats']}[key]
-        return rng.randint(1, max(1, high))
+        return self._pick(range(1, max(1, high) + 1), old, rng)
 
 
 register_space(TVNSpace())
