@@ -257,14 +257,20 @@ class _CalibrationReader:
         return next(self._items, None)
 
 
-def ort_cpu_session(model, threads: int | None = None, disabled_optimizers=()):
+def ort_cpu_session(model, threads: int | None = None, disabled_optimizers=(), *,
+                    profile_prefix: str | None = None):
     """An ONNX Runtime CPU session for `model` (a file path or the serialised bytes):
     `threads` intra-op threads (torch's count by default), one inter-op thread, every
-    graph optimisation but `disabled_optimizers`, warnings and errors logged only."""
+    graph optimisation but `disabled_optimizers`, warnings and errors logged only.
+    `profile_prefix`: record every node's run time (`session.end_profiling()` writes
+    the trace, whose file name starts with the prefix)."""
     import onnxruntime as ort
     import torch
 
     options = ort.SessionOptions()
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
     options.intra_op_num_threads = int(threads or torch.get_num_threads())
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
