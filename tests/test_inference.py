@@ -118,6 +118,27 @@ def test_int8_uses_given_calibration_clips(tiny):
     assert any(node.op_type == 'QuantizeLinear' for node in graph.node)
 
 
+
+def test_an_int8_session_can_be_profiled_per_node(tiny, tmp_path):
+    """bench/ort_op_profile.py's source: a session over the int8 file with profiling on
+    records the kernel time of each node, quantised convolutions among them."""
+    import json
+    from pathlib import Path
+
+    from vas_ros.models.inference import INT8_DISABLED_OPTIMIZERS, ort_cpu_session
+
+    model, spec, clips, _ = tiny
+    runner = prepare_inference(model, spec, 'int8', calibration=[(clips,)])
+    session = ort_cpu_session(runner.note, 1, INT8_DISABLED_OPTIMIZERS,
+                              profile_prefix=str(tmp_path / 'trace'))
+    session.run(None, {session.get_inputs()[0].name: clips.numpy()})
+    trace_file = Path(session.end_profiling())
+    assert trace_file.parent == tmp_path and trace_file.name.startswith('trace')
+    trace = json.loads(trace_file.read_text())
+    kernels = {e['args']['op_name'] for e in trace
+               if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time')}
+    assert 'QLinearConv' in kernels, kernels
+
 def test_bad_paths_and_devices_are_refused(tiny):
     model, spec, _, _ = tiny
     with pytest.raises(VasError, match='unknown inference path'):
