@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def op_totals(trace: list[dict], runs: int) -> tuple[list[dict], list[dict]]:
     """(per op type, per node) ms per run from an ONNX Runtime profile trace."""
-    by_op: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    by_op: dict[str, float] = defaultdict(float)
     by_node: dict[str, list] = {}
     for event in trace:
         name = event.get('name', '')
@@ -36,15 +36,15 @@ def op_totals(trace: list[dict], runs: int) -> tuple[list[dict], list[dict]]:
             continue
         op = event.get('args', {}).get('op_name', '?')
         ms = event['dur'] / 1000.0
-        by_op[op][0] += ms
+        by_op[op] += ms
         node = name[:-len('_kernel_time')]
         by_node.setdefault(node, [op, 0.0])[1] += ms
-    total = sum(ms for ms, _ in by_op.values()) or 1.0
+    total = sum(by_op.values()) or 1.0
     nodes_per_op: dict[str, int] = defaultdict(int)
     for op, _ in by_node.values():
         nodes_per_op[op] += 1
     ops = sorted(({'op': op, 'ms': ms / runs, 'share': ms / total,
-                   'nodes': nodes_per_op[op]} for op, (ms, _) in by_op.items()),
+                   'nodes': nodes_per_op[op]} for op, ms in by_op.items()),
                  key=lambda r: -r['ms'])
     nodes = sorted(({'node': n, 'op': op, 'ms': ms / runs} for n, (op, ms) in by_node.items()),
                    key=lambda r: -r['ms'])

@@ -399,7 +399,7 @@ def test_the_longer_rung_trains_the_best_from_scratch(tmp_path):
                                          origin='mutation' if i else 'seed', genome={},
                                          genome_hash=str(i), status='done', accuracy=acc,
                                          latency_ms=1.0))
-        best = _promote(settings, store, RecordingBackend(), payload, tmp_path, 80, progress,
+        best = _promote(settings, store, RecordingBackend(), payload, 80, progress,
                         None, PeakMemory())
         assert sorted(t['id'] for t in tasks) == [0, 1]  # the best third of 6
         for task in tasks:

@@ -809,7 +809,7 @@ def run_search(settings: SearchSettings, *, should_stop=None,
             raise VasError('the search ended without any successfully trained candidate; '
                            'see the "error" column of candidates.csv')
         try:
-            best = _promote(settings, store, backend, payload, weights_dir, promote_steps,
+            best = _promote(settings, store, backend, payload, promote_steps,
                             progress, should_stop, peak) or best
         except SearchCancelled:
             return _finish_cancelled(settings, store, engine, progress, backend, out,
@@ -894,7 +894,7 @@ def _prune_weights(weights_dir: Path, engine: Evolution) -> None:
             path.unlink(missing_ok=True)
 
 
-def _promote(settings, store, backend, payload, weights_dir, steps, progress,
+def _promote(settings, store, backend, payload, steps, progress,
              should_stop, peak) -> CandidateRecord | None:
     """Multi-fidelity: train the best third (at most `promote_max`) from scratch for their
     proxy steps plus `steps`, and pick the winner by that longer fitness (successive
