@@ -11,6 +11,7 @@ from vas_ros.models.inference import (
     PATHS,
     available_paths,
     compare_logits,
+    freeze_for_inference,
     fuse_conv_bn,
     prepare_inference,
 )
@@ -104,6 +105,36 @@ def test_fuse_conv_bn_keeps_outputs_and_removes_batchnorm(tiny):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     with torch.no_grad():
         assert torch.allclose(fused(clips), reference, atol=1e-4, rtol=1e-4)
+
+
+def test_freeze_for_inference_keeps_an_evanet_with_itgm_and_2plus1d():
+    import copy
+
+    from vas_ros.models.layers.spacetime import Conv2Plus1d, ITGMConv3d
+
+    torch.manual_seed(0)
+    arch = resolve_arch('evanet_tiny')
+    spec = arch.input_spec()
+    model = arch.build(5)
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(2, 3, spec.frames, spec.size, spec.size))
+    model.eval()
+    kinds = {type(m) for m in model.modules()}
+    assert ITGMConv3d in kinds and Conv2Plus1d in kinds  # the layers this is about
+    clips = torch.randn(2, 3, spec.frames, spec.size, spec.size)
+    frozen = freeze_for_inference(copy.deepcopy(model))
+    assert not any(isinstance(m, ITGMConv3d) for m in frozen.modules())
+    assert all(isinstance(m.bn, torch.nn.Identity) for m in frozen.modules()
+               if isinstance(m, Conv2Plus1d))
+    with torch.no_grad():
+        reference = model(clips)
+        torch.testing.assert_close(frozen(clips), reference, atol=1e-4, rtol=1e-4)
+    for path in ('channels_last', 'bf16'):
+        if path in available_paths('cpu'):
+            cmp = compare_logits(reference, prepare_inference(model, spec, path)(clips))
+            assert cmp['rel_diff'] <= TOLERANCE[path], (path, cmp)
 
 
 def test_int8_uses_given_calibration_clips(tiny):

@@ -14,6 +14,7 @@ from vas_ros.models.layers.spacetime import (
     SpaceTimePool,
     make_conv,
     pointwise,
+    window_max,
 )
 
 
@@ -161,6 +162,62 @@ def test_max_pool_same_padding_never_lets_padding_win(kernel):
     pads = [p for k in reversed(kernel) for p in (k // 2, k // 2)]
     ref = F.max_pool3d(F.pad(x, pads, value=float('-inf')), kernel, 1)
     torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize('dim', [-3, -2, -1])
+def test_window_max_equals_the_padded_max_pool_for_every_length_and_kernel(dim):
+    # Both of its ways (running maxima from the ends; doubling inside the axis) and the
+    # windows clipped at either end, in bf16 channels-last as the bf16 path runs it.
+    for n in range(1, 14):
+        shape = [2, 3, 5, 5, 5]
+        shape[dim] = n
+        x = torch.randn(shape).bfloat16().contiguous(memory_format=torch.channels_last_3d)
+        for kernel in (1, 3, 5, 7, 9, 11, 13):
+            sizes = [1, 1, 1]
+            sizes[dim] = kernel
+            pads = [p for k in reversed(sizes) for p in (k // 2, k // 2)]
+            ref = F.max_pool3d(F.pad(x.float(), pads, value=float('-inf')), sizes, 1)
+            out = window_max(x, dim, kernel)
+            assert torch.equal(out.float(), ref), (n, kernel)
+            assert out.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+@pytest.mark.parametrize('kernel', [(3, 3, 3), (7, 3, 3), (11, 3, 3), (1, 3, 3), (5, 1, 1)])
+def test_bf16_max_pool_takes_window_maxima_and_gives_the_same_values(kernel):
+    x = torch.randn(1, 4, 8, 9, 9).bfloat16().contiguous(memory_format=torch.channels_last_3d)
+    pool = SpaceTimePool('max', kernel, 1)
+    with torch.inference_mode():
+        out = pool(x)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out.float(), pool(x.float()))
+    # with a gradient to carry it keeps to the pooling op (window_max writes into views)
+    y = x.float().requires_grad_().bfloat16()
+    pool(y).float().sum().backward()
+
+
+def test_itgm_as_conv3d_is_the_same_layer_without_the_mixture():
+    for causal in (False, True):
+        layer = ITGMConv3d(4, 6, (5, 3, 3), (1, 2, 2), causal=causal).eval()
+        x = torch.randn(2, 4, 7, 9, 9)
+        conv = layer.as_conv3d()
+        assert type(conv) is SameConv3d and conv.causal == causal
+        with torch.no_grad():
+            torch.testing.assert_close(conv(x), layer(x), atol=1e-5, rtol=1e-5)
+
+
+def test_2plus1d_fold_bn_keeps_the_eval_output():
+    layer = Conv2Plus1d(4, 6, (3, 3, 3))
+    layer.train()
+    with torch.no_grad():
+        for _ in range(3):
+            layer(torch.randn(2, 4, 5, 8, 8) * 3 + 1)  # BN statistics away from (0, 1)
+    layer.eval()
+    x = torch.randn(2, 4, 5, 8, 8)
+    with torch.no_grad():
+        before = layer(x)
+        layer.fold_bn_()
+        assert isinstance(layer.bn, torch.nn.Identity)
+        torch.testing.assert_close(layer(x), before, atol=1e-5, rtol=1e-5)
 
 
 def test_avg_pool_same_padding_averages_real_entries_only():

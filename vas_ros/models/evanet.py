@@ -298,7 +298,7 @@ class EvaModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.cat([branch(x) for branch in self.branches], dim=1)
-        return torch.relu(out + self.shortcut(x))
+        return torch.relu_(out.add_(self.shortcut(x)))  # in place: `out` is fresh
 
 
 class EvaNet(nn.Module):

@@ -4,10 +4,12 @@
 (float32 torch tensor) that leaves the caller's model untouched. Paths:
 
 - `eager`: the model as is, in eval mode under `torch.inference_mode`.
-- `channels_last`: BatchNorm folded into the preceding convolutions, weights and inputs
-  in channels-last memory (NHWC / NDHWC), which oneDNN convolutions prefer on x86.
-- `bf16`: `channels_last` run under bfloat16 autocast. Worth it only where the CPU has
-  native bf16 (AVX512-BF16 or AMX); refused elsewhere. Logits change at the ~1e-2 level.
+- `channels_last`: BatchNorm folded into the preceding convolutions, iTGM kernels
+  inflated once (`freeze_for_inference`), weights and inputs in channels-last memory
+  (NHWC / NDHWC), which oneDNN convolutions prefer on x86.
+- `bf16`: `channels_last` with weights and activations in bfloat16. Worth it only where
+  the CPU has native bf16 (AVX512-BF16 or AMX); refused elsewhere. Logits change at the
+  ~1e-2 level.
 - `compile`: `torch.compile` (Inductor) with freezing, so weights are constants and
   conv+BN+ReLU are fused; the first call compiles (tens of seconds on a small CPU).
 - `compile_bf16`: `compile` of the BN-folded model cast to bfloat16 (weights and
@@ -69,9 +71,12 @@ def available_paths(device: str = 'cpu') -> list[str]:
 
 
 def fuse_conv_bn(model):
-    """Fold every BatchNorm that directly follows a conv inside an nn.Sequential (eval only)."""
+    """Fold every BatchNorm that directly follows a conv inside an nn.Sequential, and the
+    middle BatchNorm of every (2+1)D conv (eval only, in place)."""
     from torch import nn
     from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    from vas_ros.models.layers.spacetime import Conv2Plus1d
 
     pairs = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d),
              (nn.Conv3d, nn.BatchNorm3d))
@@ -83,6 +88,23 @@ def fuse_conv_bn(model):
                     and bn.track_running_stats and bn.running_mean is not None:
                 seq._modules[first] = fuse_conv_bn_eval(conv, bn)
                 seq._modules[second] = nn.Identity()
+    for module in model.modules():
+        if isinstance(module, Conv2Plus1d):
+            module.fold_bn_()
+    return model
+
+
+def freeze_for_inference(model):
+    """`fuse_conv_bn`, and every iTGM conv turned into a plain conv holding its inflated
+    kernel, so nothing that depends on the weights alone is recomputed per call (in place,
+    eval only; the same function to float tolerance)."""
+    from vas_ros.models.layers.spacetime import ITGMConv3d
+
+    fuse_conv_bn(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, ITGMConv3d):
+                parent._modules[name] = child.as_conv3d()
     return model
 
 
@@ -166,22 +188,24 @@ def prepare_inference(model, spec: InputSpec, path: str = 'eager', device: str =
         return InferenceRunner(path, device, forward)
 
     if path in ('channels_last', 'bf16'):
-        model = to_channels_last(fuse_conv_bn(model))
-        device_type = 'cuda' if device.startswith('cuda') else 'cpu'
-        use_bf16 = path == 'bf16'
+        model = to_channels_last(freeze_for_inference(model))
+        # bf16: weights cast once here, not by autocast on every call (autocast caches
+        # no casts of weights that need no grad: a tenth of EvaNet-A's time on AMX).
+        dtype = torch.bfloat16 if path == 'bf16' else None
+        if dtype is not None:
+            model = model.to(dtype)
 
         def forward(*inputs):
             _check_inputs(inputs, spec)
-            xs = [_channels_last_input(x.to(device)) for x in inputs]
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=use_bf16):
-                return model(*xs).float()
+            xs = [_channels_last_input(x.to(device, dtype)) for x in inputs]
+            return model(*xs).float()
         return InferenceRunner(path, device, forward)
 
     if path in ('compile', 'compile_bf16'):
         dtype = torch.bfloat16 if path == 'compile_bf16' else None  # None: inputs as given
         if dtype is not None:
             # BN folded in fp32 first: folding in bf16 would round the scaled weights twice.
-            model = to_channels_last(fuse_conv_bn(model)).to(dtype)
+            model = to_channels_last(freeze_for_inference(model)).to(dtype)
         else:
             model = to_channels_last(model)
         compiled = torch.compile(model, dynamic=False, options={'freezing': True})

@@ -100,7 +100,16 @@ class Conv2Plus1d(nn.Module):
         self.spatial = SameConv3d(mid, cout, (1, kh, kw), (1, sh, sw))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.spatial(F.relu(self.bn(self.temporal(x))))
+        return self.spatial(F.relu(self.bn(self.temporal(x)), inplace=True))
+
+    def fold_bn_(self) -> Conv2Plus1d:
+        """Fold the middle BatchNorm into the temporal conv (eval only, in place)."""
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        if isinstance(self.bn, nn.BatchNorm3d) and self.bn.running_mean is not None:
+            self.temporal = fuse_conv_bn_eval(self.temporal, self.bn)
+            self.bn = nn.Identity()
+        return self
 
 
 class ITGMConv3d(nn.Module):
@@ -161,6 +170,16 @@ class ITGMConv3d(nn.Module):
             x = F.pad(x, _pads(x, self.kernel_size, self.stride, self.causal))
         return F.conv3d(x, self.weight(), stride=self.stride, padding=self._static or 0)
 
+    def as_conv3d(self) -> SameConv3d:
+        """The same layer as a plain conv holding the inflated kernel, for inference:
+        the mixture (a softmax, a matmul and the inflation) is not recomputed per call."""
+        cout, cin = self.spatial.shape[:2]
+        conv = SameConv3d(cin, cout, self.kernel_size, self.stride, causal=self.causal)
+        conv.to(self.spatial.device)
+        with torch.no_grad():
+            conv.weight.copy_(self.weight())
+        return conv
+
     def extra_repr(self) -> str:
         cout, cin = self.spatial.shape[:2]
         return (f'{cin}, {cout}, kernel_size={self.kernel_size}, stride={self.stride}, '
@@ -189,6 +208,54 @@ def pointwise(cin: int, cout: int, bias: bool = False) -> SameConv3d:
     return SameConv3d(cin, cout, 1, 1, bias=bias)
 
 
+def window_max(x: torch.Tensor, dim: int, kernel: int) -> torch.Tensor:
+    """Stride-1 SAME max over `dim` with an odd `kernel` (padding never wins a max).
+
+    Where every window reaches an end of the axis (EvaNet's 7- and 11-frame pools on 8
+    frames), each output is a running max from the start or from the end: about 3 passes
+    over the tensor. Otherwise sliding maxima of widths 1, 2, 4, ... by doubling, then two
+    overlapping windows for the rest: about log2(kernel) + 1 elementwise maxima, and
+    no padded copy. Inference only (it writes into views, which autograd refuses).
+    """
+    n = x.shape[dim]
+    half = min(kernel // 2, n - 1)
+    if half <= 0:
+        return x
+    dim = dim % x.dim()
+    if n <= 2 * half + 2:
+        frames = x.unbind(dim)
+        prefix, suffix = [frames[0]], [frames[-1]]
+        for i in range(1, n):
+            prefix.append(torch.maximum(prefix[-1], frames[i]))
+            suffix.append(torch.maximum(suffix[-1], frames[n - 1 - i]))
+        suffix.reverse()
+        out = torch.empty_like(x)
+        for i in range(n):
+            out.select(dim, i).copy_(prefix[min(i + half, n - 1)] if i <= half
+                                     else suffix[i - half])
+        return out
+    # levels[j][i] = max(x[i : i + 2**j]) along dim: no padded copy of x
+    levels = [x]
+    while 2 ** len(levels) <= 2 * half + 1:
+        m, reach = levels[-1], 2 ** (len(levels) - 1)
+        length = m.shape[dim] - reach
+        levels.append(torch.maximum(m.narrow(dim, 0, length), m.narrow(dim, reach, length)))
+    out = torch.empty_like(x)
+
+    def fill(first: int, count: int, lo: int, hi: int) -> None:
+        """out[first + k] = max(x[lo + k ..= hi + k]), k < count: two overlapping runs."""
+        j = (hi - lo + 1).bit_length() - 1
+        m = levels[j]
+        torch.maximum(m.narrow(dim, lo, count), m.narrow(dim, hi - 2 ** j + 1, count),
+                      out=out.narrow(dim, first, count))
+
+    fill(half, n - 2 * half, 0, 2 * half)  # the windows inside the axis
+    for i in range(half):  # and those clipped at either end
+        fill(i, 1, 0, i + half)
+        fill(n - 1 - i, 1, n - 1 - i - half, n - 1)
+    return out
+
+
 class SpaceTimePool(nn.Module):
     """Max or average pooling over (T, H, W) with SAME padding.
 
@@ -214,6 +281,12 @@ class SpaceTimePool(nn.Module):
             # Stride 1, odd kernel: a box max is a spatial max then a temporal max, and the
             # pools' own padding never wins a max, so no padded copy and 9 + t compares
             # per output instead of 9 t. Same result as the padded 3-D pool.
+            if x.dtype == torch.bfloat16 and x.device.type == 'cpu' and not x.requires_grad:
+                # PyTorch's CPU bf16 max_pool3d (which also computes indices) is 1.5-4x
+                # slower than elementwise maxima of shifted views (AMX Xeon).
+                for dim, k in ((-1, kw), (-2, kh), (-3, kt)):
+                    x = window_max(x, dim, k)
+                return x
             if kh > 1 or kw > 1:
                 x = F.max_pool3d(x, (1, kh, kw), 1, padding=(0, kh // 2, kw // 2))
             if kt > 1:
