@@ -90,12 +90,14 @@ class WeightedFusion(nn.Module):
         weights = torch.sigmoid(self.edge_logits).to(inputs[0].dtype)
         groups: dict[int, torch.Tensor] = {}
         for i, x in enumerate(inputs):
-            scaled = _pool_to(x, size) * weights[i]
             width = self.in_channels[i]  # static, so tracing/export sees plain ints
-            groups[width] = scaled if width not in groups else groups[width] + scaled
+            if width not in groups:
+                groups[width] = _pool_to(x, size) * weights[i]
+            else:  # in place: every group's sum is a fresh tensor
+                groups[width].addcmul_(_pool_to(x, size), weights[i])
         total = None
         for width, summed in groups.items():
             if width != self.out_channels:
                 summed = self.projections[str(width)](summed)
-            total = summed if total is None else total + summed
+            total = summed if total is None else total.add_(summed)
         return total
