@@ -104,3 +104,14 @@ def test_a_nonsense_cache_entry_is_measured_again(tiny, tmp_path, entry):
     choice = choose_path(model, spec, 'cpu', threads=1, rounds=2, cache=cache)
     assert not choice.cached and choice.medians_ms['eager'] > 0
     assert choose_path(model, spec, 'cpu', threads=1, rounds=2, cache=cache).cached
+
+
+def test_a_choice_cached_by_older_path_code_is_not_reused(tiny, monkeypatch):
+    import vas_ros.models.inference as inference
+    from vas_ros.models.path_choice import cache_key
+
+    model, spec = tiny
+    now = cache_key(model, spec, 'cpu', 1)
+    assert cache_key(model, spec, 'cpu', 1) == now  # stable for the same code
+    monkeypatch.setattr(inference, 'PATHS_REVISION', inference.PATHS_REVISION - 1)
+    assert cache_key(model, spec, 'cpu', 1) != now

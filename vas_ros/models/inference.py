@@ -38,6 +38,9 @@ from vas_ros.models.spec import InputSpec
 
 PATHS = ('eager', 'channels_last', 'bf16', 'compile', 'compile_bf16', 'int8', 'onnxruntime')
 CPU_ONLY_PATHS = ('int8', 'onnxruntime')
+# Raised whenever a path's implementation changes speed, so `--path auto` measures again
+# instead of trusting choices cached before (2: bf16 without autocast, window max pools).
+PATHS_REVISION = 2
 # Ops quantised by the int8 path. Pad (max pooling pads with -inf) and the sigmoid gates
 # stay in float: quantising them costs accuracy for no speed. Max pooling stays in float
 # too: ONNX Runtime's uint8 MaxPool is a plain loop, 12x slower than its float one on a

@@ -60,12 +60,15 @@ def _cpu_name() -> str:
 
 
 def cache_key(model, spec, device: str, threads: int) -> str:
-    """Model (its layers and input, not its weight values), device, threads, machine."""
+    """Model (its layers and input, not its weight values), device, threads, machine,
+    and the revision of the paths' code."""
     import torch
 
+    from vas_ros.models.inference import PATHS_REVISION
+
     text = json.dumps({'model': repr(model), 'input': spec.to_dict(), 'device': device,
-                       'threads': threads, 'cpu': _cpu_name(), 'torch': torch.__version__},
-                      sort_keys=True)
+                       'threads': threads, 'cpu': _cpu_name(), 'torch': torch.__version__,
+                       'paths_revision': PATHS_REVISION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
