@@ -419,8 +419,7 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
-        # in place: the expansion's output is fresh (a fifth of AssembleNet-50's time
-        # went to allocating and filling new tensors for these sums)
+        # in place: the expansion's output is fresh, so no new full-size tensor per sum
         return self.relu(self.expand(self.spatial(self.reduce(x))).add_(self.shortcut(x)))
 
 
