@@ -26,19 +26,26 @@ COMPILED = ('compile', 'compile_bf16')
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
+def _with_bn_statistics(name: str, classes: int, passes: int, batch: int):
+    """Preset `name` (seed 0) after `passes` train-mode passes of random clips, in eval
+    mode: BatchNorm statistics away from (0, 1), so folding them is really tested."""
+    torch.manual_seed(0)
+    arch = resolve_arch(name)
+    spec = arch.input_spec()
+    model = arch.build(classes)
+    model.train()
+    with torch.no_grad():
+        for _ in range(passes):
+            model(torch.randn(batch, 3, spec.frames, spec.size, spec.size))
+    return model.eval(), spec
+
+
 @pytest.fixture(scope='module')
 def tiny():
     """tvn_tiny with non-trivial BatchNorm statistics and logits of order 1."""
-    torch.manual_seed(0)
-    arch = resolve_arch('tvn_tiny')
-    spec = arch.input_spec()
-    model = arch.build(8)
-    model.train()
+    model, spec = _with_bn_statistics('tvn_tiny', 8, passes=3, batch=4)
     with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(4, 3, spec.frames, spec.size, spec.size))
         torch.nn.init.normal_(model.classifier.weight, std=1.0)
-    model.eval()
     clips = torch.randn(6, 3, spec.frames, spec.size, spec.size,
                         generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -112,15 +119,7 @@ def test_freeze_for_inference_keeps_an_evanet_with_itgm_and_2plus1d():
 
     from vas_ros.models.layers.spacetime import Conv2Plus1d, ITGMConv3d
 
-    torch.manual_seed(0)
-    arch = resolve_arch('evanet_tiny')
-    spec = arch.input_spec()
-    model = arch.build(5)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(2, 3, spec.frames, spec.size, spec.size))
-    model.eval()
+    model, spec = _with_bn_statistics('evanet_tiny', 5, passes=2, batch=2)
     kinds = {type(m) for m in model.modules()}
     assert ITGMConv3d in kinds and Conv2Plus1d in kinds  # the layers this is about
     clips = torch.randn(2, 3, spec.frames, spec.size, spec.size)
